@@ -1,0 +1,41 @@
+// Public: faultloop::testing — the GoogleTest base fixture every faultloop test derives from.
+//
+// SetUp resets the fault engine (process-global, like libfiu's table of enabled points),
+// records the ledger and fd baselines, and picks the test's seed (FAULTLOOP_SEED, or a hash of
+// the test's full name), reported with SCOPED_TRACE and RecordProperty("faultloop_seed").
+// TearDown disarms everything and asserts that no fd opened through the seam during the test is
+// still open and that the ledger saw no violation the test did not claim
+// (faults::take_violations()). In release builds only the fd count is checked.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace faultloop::testing {
+
+/// Base fixture: reset in SetUp, disarm and leak-check in TearDown (STYLE 39).
+class FaultTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  /// The seed of this test: FAULTLOOP_SEED when set, else a hash of "Suite.Test".
+  uint64_t seed() const { return seed_; }
+
+  /// Parses `rules` (compact grammar) and arms them with this test's seed. A bad plan fails
+  /// the test with the parser's message. Fault builds only (a no-op returning false in
+  /// release, where nothing can be armed).
+  bool arm(std::string_view rules, uint64_t iteration = 0);
+
+ private:
+  uint64_t seed_ = 0;
+  int64_t fds_open_baseline_ = 0;
+  std::vector<int> open_baseline_;  // fault build: ledger fds open at SetUp
+  std::optional<::testing::ScopedTrace> seed_trace_;
+};
+
+}  // namespace faultloop::testing

@@ -1,0 +1,469 @@
+// The seam's fault build (FAULTLOOP_FAULTS=1). Per call, in DESIGN's order:
+//  1. open/close/epoll_ctl bookkeeping that must never miss a call (a close is recorded before
+//     the real close; the epoll shadow follows every successful epoll_ctl), armed or not;
+//  2. the armed flag — one relaxed load; if clear, tail-call the real call;
+//  3. if armed: the engine checks identity (ledger) and decides; apply its decision or make
+//     the real call;
+//  4. a successful open is recorded after the call; errno is restored last.
+#include <fiu.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include "faults/engine.h"
+#include "faults/registry.h"
+#include "faults/seam_api.h"
+#include "reactor/sys/sys.h"
+
+namespace faultloop::sys {
+
+namespace {
+
+namespace f = faultloop::faults;
+using f::seam::Decision;
+
+// The legal actions of the list's third column (DESIGN "Actions").
+constexpr f::ActionMask kFdActions = f::action_bit(f::ActionKind::kError) |
+                                     f::action_bit(f::ActionKind::kDelay) |
+                                     f::action_bit(f::ActionKind::kYield);
+constexpr f::ActionMask kIoActions = kFdActions | f::action_bit(f::ActionKind::kShort) |
+                                     f::action_bit(f::ActionKind::kReset);
+constexpr f::ActionMask kPollActions = kFdActions | f::action_bit(f::ActionKind::kEvents);
+using f::kTraitClosesFd;
+using f::kTraitCreatesFd;
+using f::kTraitEpollCtl;
+using f::kTraitEpollWait;
+using f::kTraitNone;
+using f::kTraitReads;
+using f::kTraitSocketIo;
+using f::kTraitSockopt;
+using f::kTraitWrites;
+
+// The point id of every seam call, filled by register_points().
+struct Points {
+#define FAULTLOOP_X(name, err, actions, traits) f::PointId name = 0;
+  FAULTLOOP_SYS_CALLS(FAULTLOOP_X)
+#undef FAULTLOOP_X
+};
+constinit Points g_points{};
+
+// Fds opened minus closed through the seam: the same always-on counter as release.
+constinit std::atomic<int64_t> g_fds_open{0};
+
+// Registration at static initialisation, so plans parsed in main() can name every point; the
+// environment check turns libfiu control on under fiu-run (FIU_ENABLE / FIU_CTRL_FIFO).
+[[maybe_unused]] const bool g_registered = [] {
+  register_points();
+  if (std::getenv("FIU_ENABLE") != nullptr || std::getenv("FIU_CTRL_FIFO") != nullptr) {
+    f::enable_libfiu();
+  }
+  return true;
+}();
+
+// A successful fd-making call: counted and entered in the ledger; errno kept.
+int opened(int fd) {
+  if (fd >= 0) {
+    const int saved = errno;
+    g_fds_open.fetch_add(1, std::memory_order_relaxed);
+    f::seam::on_open(fd);
+    errno = saved;
+  }
+  return fd;
+}
+
+// The total length of an iovec array.
+std::size_t total_of(const iovec* iov, int iovcnt) {
+  std::size_t total = 0;
+  for (int i = 0; i < iovcnt; ++i) {
+    total += iov[i].iov_len;
+  }
+  return total;
+}
+
+// Copies into `out` the prefix of `iov` that holds `cap` bytes (the last entry cut short).
+// Returns the new count. Real data moves: the call is made with smaller lengths.
+int cap_iov(const iovec* iov, int iovcnt, std::size_t cap, iovec* out) {
+  int n = 0;
+  for (int i = 0; i < iovcnt && cap > 0; ++i) {
+    out[n] = iov[i];
+    out[n].iov_len = std::min(iov[i].iov_len, cap);
+    cap -= out[n].iov_len;
+    ++n;
+  }
+  return n;
+}
+
+// The armed path of a data call: `real(cap)` makes the call with at most `cap` bytes.
+template <class Real>
+[[gnu::noinline]] ssize_t io_armed(f::PointId point, int fd, std::size_t requested, Real real) {
+  const Decision d = f::seam::decide(point, fd, requested);
+  int64_t result = 0;
+  int error = 0;
+  switch (d.verdict) {
+    case Decision::Verdict::kFail:
+      result = -1;
+      error = d.error;
+      break;
+    case Decision::Verdict::kReturn:
+      result = d.value;
+      break;
+    case Decision::Verdict::kShort:
+    case Decision::Verdict::kPass:
+      result = real(d.verdict == Decision::Verdict::kShort ? d.cap : SIZE_MAX);
+      error = errno;
+      break;
+  }
+  return static_cast<ssize_t>(f::seam::finish(d, result, error));
+}
+
+// The armed path of a call that moves no data (error/delay/yield only).
+template <class Real>
+[[gnu::noinline]] int plain_armed(f::PointId point, int fd, Real real) {
+  const Decision d = f::seam::decide(point, fd, 0);
+  int64_t result = 0;
+  int error = 0;
+  if (d.verdict == Decision::Verdict::kFail) {
+    result = -1;
+    error = d.error;
+  } else {
+    result = real();
+    error = errno;
+  }
+  return static_cast<int>(f::seam::finish(d, result, error));
+}
+
+// The armed path of an fd-making call.
+template <class Real>
+[[gnu::noinline]] int create_armed(f::PointId point, int fd, Real real) {
+  const Decision d = f::seam::decide(point, fd, 0);
+  int64_t result = 0;
+  int error = 0;
+  if (d.verdict == Decision::Verdict::kFail) {
+    result = -1;
+    error = d.error;
+  } else {
+    result = opened(real());
+    error = errno;
+  }
+  return static_cast<int>(f::seam::finish(d, result, error));
+}
+
+}  // namespace
+
+void register_points() {
+#define FAULTLOOP_X(name, err, actions, traits)                                         \
+  g_points.name = f::register_point(f::PointInfo{FAULTLOOP_SYS_POINT(name),            \
+                                                 f::PointKind::kSyscall, err, actions, \
+                                                 static_cast<uint32_t>(traits)});
+  FAULTLOOP_SYS_CALLS(FAULTLOOP_X)
+#undef FAULTLOOP_X
+  for (const char* role : {"listener", "conn", "client", "epoll", "eventfd", "timerfd", "file"}) {
+    f::register_role(role);
+  }
+  for (const char* kind : {"poller", "worker", "user", "main"}) {
+    f::register_thread_kind(kind);
+  }
+}
+
+int accept4(int fd, sockaddr* addr, socklen_t* addrlen, int flags) {
+  if (!f::armed()) [[likely]] {
+    return opened(::accept4(fd, addr, addrlen, flags));
+  }
+  return create_armed(g_points.accept4, fd, [&] { return ::accept4(fd, addr, addrlen, flags); });
+}
+
+int bind(int fd, const sockaddr* addr, socklen_t addrlen) {
+  if (!f::armed()) [[likely]] {
+    return ::bind(fd, addr, addrlen);
+  }
+  return plain_armed(g_points.bind, fd, [&] { return ::bind(fd, addr, addrlen); });
+}
+
+int close(int fd) {
+  // Recorded before the real close: another thread's accept4 may get this number next.
+  f::seam::on_close(fd, g_points.close);
+  Decision d;
+  const bool armed = f::armed();
+  if (armed) {
+    d = f::seam::decide(g_points.close, fd, 0);
+  }
+  int result = ::close(fd);
+  int error = errno;
+  // Linux releases the number whatever close returns, except for EBADF.
+  if (result == 0 || error != EBADF) {
+    g_fds_open.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (!armed) {
+    return result;
+  }
+  if (d.verdict == Decision::Verdict::kFail) {
+    // An injected close error happens after the real close (libfiu's skips it: a manufactured
+    // leak, DESIGN "What was measured about libfiu").
+    result = -1;
+    error = d.error;
+  }
+  return static_cast<int>(f::seam::finish(d, result, error));
+}
+
+int connect(int fd, const sockaddr* addr, socklen_t addrlen) {
+  if (!f::armed()) [[likely]] {
+    return ::connect(fd, addr, addrlen);
+  }
+  return plain_armed(g_points.connect, fd, [&] { return ::connect(fd, addr, addrlen); });
+}
+
+int epoll_create1(int flags) {
+  int epfd;
+  if (!f::armed()) [[likely]] {
+    epfd = opened(::epoll_create1(flags));
+  } else {
+    epfd = create_armed(g_points.epoll_create1, -1, [&] { return ::epoll_create1(flags); });
+  }
+  if (epfd >= 0) {
+    const int saved = errno;
+    f::seam::on_epoll_create(epfd);
+    errno = saved;
+  }
+  return epfd;
+}
+
+int epoll_ctl(int epfd, int op, int fd, epoll_event* event) {
+  int result;
+  if (!f::armed()) [[likely]] {
+    result = ::epoll_ctl(epfd, op, fd, event);
+  } else {
+    result = plain_armed(g_points.epoll_ctl, epfd,
+                         [&] { return ::epoll_ctl(epfd, op, fd, event); });
+  }
+  if (result == 0) {
+    const int saved = errno;
+    f::seam::on_epoll_ctl(epfd, op, fd, event);  // the shadow, armed or not
+    errno = saved;
+  }
+  return result;
+}
+
+int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout_ms) {
+  if (!f::armed()) [[likely]] {
+    const int n = ::epoll_wait(epfd, events, maxevents, timeout_ms);
+    if (!f::armed()) [[likely]] {
+      return n;
+    }
+    // Armed while we slept (a synthetic event woke us through the engine's eventfd): its
+    // entry must not reach the caller.
+    return f::seam::epoll_wait_after(epfd, events, maxevents, n, errno);
+  }
+  const Decision d = f::seam::decide(g_points.epoll_wait, epfd, 0);
+  if (d.verdict == Decision::Verdict::kFail) {
+    return static_cast<int>(f::seam::finish(d, -1, d.error));
+  }
+  // Events the kernel will not report by itself must not wait for the timeout.
+  const int timeout = f::seam::epoll_has_pending(epfd) ? 0 : timeout_ms;
+  const int n = ::epoll_wait(epfd, events, maxevents, timeout);
+  const int error = errno;
+  const int result = f::seam::epoll_wait_after(epfd, events, maxevents, n, error);
+  const int final_error = errno;
+  return static_cast<int>(f::seam::finish(d, result, final_error));
+}
+
+int eventfd(unsigned int initval, int flags) {
+  if (!f::armed()) [[likely]] {
+    return opened(::eventfd(initval, flags));
+  }
+  return create_armed(g_points.eventfd, -1, [&] { return ::eventfd(initval, flags); });
+}
+
+int getpeername(int fd, sockaddr* addr, socklen_t* addrlen) {
+  if (!f::armed()) [[likely]] {
+    return ::getpeername(fd, addr, addrlen);
+  }
+  return plain_armed(g_points.getpeername, fd, [&] { return ::getpeername(fd, addr, addrlen); });
+}
+
+int getsockname(int fd, sockaddr* addr, socklen_t* addrlen) {
+  if (!f::armed()) [[likely]] {
+    return ::getsockname(fd, addr, addrlen);
+  }
+  return plain_armed(g_points.getsockname, fd, [&] { return ::getsockname(fd, addr, addrlen); });
+}
+
+int getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
+  if (!f::armed()) [[likely]] {
+    return ::getsockopt(fd, level, name, value, len);
+  }
+  return plain_armed(g_points.getsockopt, fd, [&] {
+    const int rc = ::getsockopt(fd, level, name, value, len);
+    if (rc == 0 && level == SOL_SOCKET && name == SO_ERROR && value != nullptr &&
+        len != nullptr && *len >= sizeof(int)) {
+      // SO_ERROR consumes an emulated pending ECONNRESET, as it does a real one.
+      if (const int pending = f::seam::take_pending_error(fd); pending != 0) {
+        *static_cast<int*>(value) = pending;
+      }
+    }
+    return rc;
+  });
+}
+
+int listen(int fd, int backlog) {
+  if (!f::armed()) [[likely]] {
+    return ::listen(fd, backlog);
+  }
+  return plain_armed(g_points.listen, fd, [&] { return ::listen(fd, backlog); });
+}
+
+int open(const char* path, int flags, mode_t mode) {
+  if (!f::armed()) [[likely]] {
+    return opened(::open(path, flags, mode));
+  }
+  return create_armed(g_points.open, -1, [&] { return ::open(path, flags, mode); });
+}
+
+ssize_t read(int fd, void* buf, size_t count) {
+  if (!f::armed()) [[likely]] {
+    return ::read(fd, buf, count);
+  }
+  return io_armed(g_points.read, fd, count,
+                  [&](std::size_t cap) { return ::read(fd, buf, std::min(count, cap)); });
+}
+
+ssize_t readv(int fd, const iovec* iov, int iovcnt) {
+  if (!f::armed()) [[likely]] {
+    return ::readv(fd, iov, iovcnt);
+  }
+  return io_armed(g_points.readv, fd, total_of(iov, iovcnt), [&](std::size_t cap) {
+    if (cap == SIZE_MAX || iovcnt <= 0 || iovcnt > IOV_MAX) {
+      return ::readv(fd, iov, iovcnt);
+    }
+    iovec capped[IOV_MAX];
+    return ::readv(fd, capped, cap_iov(iov, iovcnt, cap, capped));
+  });
+}
+
+ssize_t recvmsg(int fd, msghdr* msg, int flags) {
+  if (!f::armed()) [[likely]] {
+    return ::recvmsg(fd, msg, flags);
+  }
+  return io_armed(g_points.recvmsg, fd, total_of(msg->msg_iov, int(msg->msg_iovlen)),
+                  [&](std::size_t cap) {
+                    const int n = int(msg->msg_iovlen);
+                    if (cap == SIZE_MAX || n <= 0 || n > IOV_MAX) {
+                      return ::recvmsg(fd, msg, flags);
+                    }
+                    iovec capped[IOV_MAX];
+                    iovec* original = msg->msg_iov;
+                    msg->msg_iov = capped;
+                    msg->msg_iovlen = size_t(cap_iov(original, n, cap, capped));
+                    const ssize_t r = ::recvmsg(fd, msg, flags);
+                    const int saved = errno;
+                    msg->msg_iov = original;
+                    msg->msg_iovlen = size_t(n);
+                    errno = saved;
+                    return r;
+                  });
+}
+
+ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
+  if (!f::armed()) [[likely]] {
+    return ::sendmsg(fd, msg, flags);
+  }
+  return io_armed(g_points.sendmsg, fd, total_of(msg->msg_iov, int(msg->msg_iovlen)),
+                  [&](std::size_t cap) {
+                    const int n = int(msg->msg_iovlen);
+                    if (cap == SIZE_MAX || n <= 0 || n > IOV_MAX) {
+                      return ::sendmsg(fd, msg, flags);
+                    }
+                    iovec capped[IOV_MAX];
+                    msghdr copy = *msg;
+                    copy.msg_iov = capped;
+                    copy.msg_iovlen = size_t(cap_iov(msg->msg_iov, n, cap, capped));
+                    return ::sendmsg(fd, &copy, flags);
+                  });
+}
+
+int setsockopt(int fd, int level, int name, const void* value, socklen_t len) {
+  if (!f::armed()) [[likely]] {
+    return ::setsockopt(fd, level, name, value, len);
+  }
+  return plain_armed(g_points.setsockopt, fd,
+                     [&] { return ::setsockopt(fd, level, name, value, len); });
+}
+
+int shutdown(int fd, int how) {
+  if (!f::armed()) [[likely]] {
+    return ::shutdown(fd, how);
+  }
+  return plain_armed(g_points.shutdown, fd, [&] { return ::shutdown(fd, how); });
+}
+
+int socket(int domain, int type, int protocol) {
+  if (!f::armed()) [[likely]] {
+    return opened(::socket(domain, type, protocol));
+  }
+  return create_armed(g_points.socket, -1, [&] { return ::socket(domain, type, protocol); });
+}
+
+ssize_t write(int fd, const void* buf, size_t count) {
+  if (!f::armed()) [[likely]] {
+    return ::write(fd, buf, count);
+  }
+  return io_armed(g_points.write, fd, count,
+                  [&](std::size_t cap) { return ::write(fd, buf, std::min(count, cap)); });
+}
+
+ssize_t writev(int fd, const iovec* iov, int iovcnt) {
+  if (!f::armed()) [[likely]] {
+    return ::writev(fd, iov, iovcnt);
+  }
+  return io_armed(g_points.writev, fd, total_of(iov, iovcnt), [&](std::size_t cap) {
+    if (cap == SIZE_MAX || iovcnt <= 0 || iovcnt > IOV_MAX) {
+      return ::writev(fd, iov, iovcnt);
+    }
+    iovec capped[IOV_MAX];
+    return ::writev(fd, capped, cap_iov(iov, iovcnt, cap, capped));
+  });
+}
+
+// ---- bookkeeping API ----------------------------------------------------------------------
+
+void tag(int fd, std::string_view role, uint64_t conn) {
+  const auto id = f::find_role(role);
+  if (!id) {
+    throw std::invalid_argument("sys::tag: unregistered role \"" + std::string(role) + "\"");
+  }
+  f::seam::on_tag(fd, *id, conn);
+}
+
+void adopt(int fd, std::string_view role) {
+  const auto id = f::find_role(role);
+  if (!id) {
+    throw std::invalid_argument("sys::adopt: unregistered role \"" + std::string(role) + "\"");
+  }
+  g_fds_open.fetch_add(1, std::memory_order_relaxed);
+  f::seam::on_adopt(fd, *id);
+}
+
+int64_t fds_open() { return g_fds_open.load(std::memory_order_relaxed); }
+
+void set_thread_kind(std::string_view kind) {
+  f::tls_context.thread_kind = f::register_thread_kind(kind);
+}
+
+RacePointId race_point_id(std::string_view name) {
+  return f::register_point(f::PointInfo{std::string(name), f::PointKind::kRace, 0,
+                                        f::kRaceActions, kTraitNone});
+}
+
+void race_point(RacePointId id) {
+  if (!f::armed()) [[likely]] {
+    return;
+  }
+  const Decision d = f::seam::decide(id, -1, 0);
+  f::seam::finish(d, 0, errno);
+}
+
+}  // namespace faultloop::sys
