@@ -100,7 +100,7 @@ int cap_iov(const iovec* iov, int iovcnt, std::size_t cap, iovec* out) {
 
 // The armed path of a data call: `real(cap)` makes the call with at most `cap` bytes.
 template <class Real>
-[[gnu::noinline]] ssize_t io_armed(f::PointId point, int fd, std::size_t requested, Real real) {
+ssize_t io_armed(f::PointId point, int fd, std::size_t requested, Real real) {
   const Decision d = f::seam::decide(point, fd, requested);
   int64_t result = 0;
   int error = 0;
@@ -123,7 +123,7 @@ template <class Real>
 
 // The armed path of a call that moves no data (error/delay/yield only).
 template <class Real>
-[[gnu::noinline]] int plain_armed(f::PointId point, int fd, Real real) {
+int plain_armed(f::PointId point, int fd, Real real) {
   const Decision d = f::seam::decide(point, fd, 0);
   int64_t result = 0;
   int error = 0;
@@ -139,7 +139,7 @@ template <class Real>
 
 // The armed path of an fd-making call.
 template <class Real>
-[[gnu::noinline]] int create_armed(f::PointId point, int fd, Real real) {
+int create_armed(f::PointId point, int fd, Real real) {
   const Decision d = f::seam::decide(point, fd, 0);
   int64_t result = 0;
   int error = 0;
@@ -170,18 +170,175 @@ void register_points() {
   }
 }
 
+// ---- the armed paths, out of line so the unarmed path stays a test and a tail call --------
+
+namespace {
+
+[[gnu::noinline]] int accept4_armed(int fd, sockaddr* addr, socklen_t* addrlen, int flags) {
+  return create_armed(g_points.accept4, fd, [&] { return ::accept4(fd, addr, addrlen, flags); });
+}
+
+[[gnu::noinline]] int bind_armed(int fd, const sockaddr* addr, socklen_t addrlen) {
+  return plain_armed(g_points.bind, fd, [&] { return ::bind(fd, addr, addrlen); });
+}
+
+[[gnu::noinline]] int connect_armed(int fd, const sockaddr* addr, socklen_t addrlen) {
+  return plain_armed(g_points.connect, fd, [&] { return ::connect(fd, addr, addrlen); });
+}
+
+[[gnu::noinline]] int epoll_ctl_armed(int epfd, int op, int fd, epoll_event* event) {
+  return plain_armed(g_points.epoll_ctl, epfd, [&] { return ::epoll_ctl(epfd, op, fd, event); });
+}
+
+[[gnu::noinline]] int epoll_wait_armed(int epfd, epoll_event* events, int maxevents,
+                                       int timeout_ms) {
+  const Decision d = f::seam::decide(g_points.epoll_wait, epfd, 0);
+  if (d.verdict == Decision::Verdict::kFail) {
+    return static_cast<int>(f::seam::finish(d, -1, d.error));
+  }
+  // Events the kernel will not report by itself must not wait for the timeout.
+  const int timeout = f::seam::epoll_has_pending(epfd) ? 0 : timeout_ms;
+  const int n = ::epoll_wait(epfd, events, maxevents, timeout);
+  const int error = errno;
+  const int result = f::seam::epoll_wait_after(epfd, events, maxevents, n, error);
+  const int final_error = errno;
+  return static_cast<int>(f::seam::finish(d, result, final_error));
+}
+
+[[gnu::noinline]] int getpeername_armed(int fd, sockaddr* addr, socklen_t* addrlen) {
+  return plain_armed(g_points.getpeername, fd, [&] { return ::getpeername(fd, addr, addrlen); });
+}
+
+[[gnu::noinline]] int getsockname_armed(int fd, sockaddr* addr, socklen_t* addrlen) {
+  return plain_armed(g_points.getsockname, fd, [&] { return ::getsockname(fd, addr, addrlen); });
+}
+
+[[gnu::noinline]] int getsockopt_armed(int fd, int level, int name, void* value,
+                                       socklen_t* len) {
+  return plain_armed(g_points.getsockopt, fd, [&] {
+    const int rc = ::getsockopt(fd, level, name, value, len);
+    if (rc == 0 && level == SOL_SOCKET && name == SO_ERROR && value != nullptr &&
+        len != nullptr && *len >= sizeof(int)) {
+      // SO_ERROR consumes an emulated pending ECONNRESET, as it does a real one.
+      if (const int pending = f::seam::take_pending_error(fd); pending != 0) {
+        *static_cast<int*>(value) = pending;
+      }
+    }
+    return rc;
+  });
+}
+
+[[gnu::noinline]] int listen_armed(int fd, int backlog) {
+  return plain_armed(g_points.listen, fd, [&] { return ::listen(fd, backlog); });
+}
+
+[[gnu::noinline]] int open_armed(const char* path, int flags, mode_t mode) {
+  return create_armed(g_points.open, -1, [&] { return ::open(path, flags, mode); });
+}
+
+[[gnu::noinline]] ssize_t read_armed(int fd, void* buf, size_t count) {
+  return io_armed(g_points.read, fd, count,
+                  [&](std::size_t cap) { return ::read(fd, buf, std::min(count, cap)); });
+}
+
+[[gnu::noinline]] ssize_t readv_armed(int fd, const iovec* iov, int iovcnt) {
+  return io_armed(g_points.readv, fd, total_of(iov, iovcnt), [&](std::size_t cap) {
+    if (cap == SIZE_MAX || iovcnt <= 0 || iovcnt > IOV_MAX) {
+      return ::readv(fd, iov, iovcnt);
+    }
+    iovec capped[IOV_MAX];
+    return ::readv(fd, capped, cap_iov(iov, iovcnt, cap, capped));
+  });
+}
+
+[[gnu::noinline]] ssize_t recvmsg_armed(int fd, msghdr* msg, int flags) {
+  return io_armed(g_points.recvmsg, fd, total_of(msg->msg_iov, int(msg->msg_iovlen)),
+                  [&](std::size_t cap) {
+                    const int n = int(msg->msg_iovlen);
+                    if (cap == SIZE_MAX || n <= 0 || n > IOV_MAX) {
+                      return ::recvmsg(fd, msg, flags);
+                    }
+                    iovec capped[IOV_MAX];
+                    iovec* original = msg->msg_iov;
+                    msg->msg_iov = capped;
+                    msg->msg_iovlen = size_t(cap_iov(original, n, cap, capped));
+                    const ssize_t r = ::recvmsg(fd, msg, flags);
+                    const int saved = errno;
+                    msg->msg_iov = original;
+                    msg->msg_iovlen = size_t(n);
+                    errno = saved;
+                    return r;
+                  });
+}
+
+[[gnu::noinline]] ssize_t sendmsg_armed(int fd, const msghdr* msg, int flags) {
+  return io_armed(g_points.sendmsg, fd, total_of(msg->msg_iov, int(msg->msg_iovlen)),
+                  [&](std::size_t cap) {
+                    const int n = int(msg->msg_iovlen);
+                    if (cap == SIZE_MAX || n <= 0 || n > IOV_MAX) {
+                      return ::sendmsg(fd, msg, flags);
+                    }
+                    iovec capped[IOV_MAX];
+                    msghdr copy = *msg;
+                    copy.msg_iov = capped;
+                    copy.msg_iovlen = size_t(cap_iov(msg->msg_iov, n, cap, capped));
+                    return ::sendmsg(fd, &copy, flags);
+                  });
+}
+
+[[gnu::noinline]] int setsockopt_armed(int fd, int level, int name, const void* value,
+                                       socklen_t len) {
+  return plain_armed(g_points.setsockopt, fd,
+                     [&] { return ::setsockopt(fd, level, name, value, len); });
+}
+
+[[gnu::noinline]] int shutdown_armed(int fd, int how) {
+  return plain_armed(g_points.shutdown, fd, [&] { return ::shutdown(fd, how); });
+}
+
+[[gnu::noinline]] int socket_armed(int domain, int type, int protocol) {
+  return create_armed(g_points.socket, -1, [&] { return ::socket(domain, type, protocol); });
+}
+
+[[gnu::noinline]] int eventfd_armed(unsigned int initval, int flags) {
+  return create_armed(g_points.eventfd, -1, [&] { return ::eventfd(initval, flags); });
+}
+
+[[gnu::noinline]] int epoll_create1_armed(int flags) {
+  return create_armed(g_points.epoll_create1, -1, [&] { return ::epoll_create1(flags); });
+}
+
+[[gnu::noinline]] ssize_t write_armed(int fd, const void* buf, size_t count) {
+  return io_armed(g_points.write, fd, count,
+                  [&](std::size_t cap) { return ::write(fd, buf, std::min(count, cap)); });
+}
+
+[[gnu::noinline]] ssize_t writev_armed(int fd, const iovec* iov, int iovcnt) {
+  return io_armed(g_points.writev, fd, total_of(iov, iovcnt), [&](std::size_t cap) {
+    if (cap == SIZE_MAX || iovcnt <= 0 || iovcnt > IOV_MAX) {
+      return ::writev(fd, iov, iovcnt);
+    }
+    iovec capped[IOV_MAX];
+    return ::writev(fd, capped, cap_iov(iov, iovcnt, cap, capped));
+  });
+}
+
+}  // namespace
+
+// ---- the seam: unarmed, one relaxed load and a tail call ------------------------------------
+
 int accept4(int fd, sockaddr* addr, socklen_t* addrlen, int flags) {
   if (!f::armed()) [[likely]] {
     return opened(::accept4(fd, addr, addrlen, flags));
   }
-  return create_armed(g_points.accept4, fd, [&] { return ::accept4(fd, addr, addrlen, flags); });
+  return accept4_armed(fd, addr, addrlen, flags);
 }
 
 int bind(int fd, const sockaddr* addr, socklen_t addrlen) {
   if (!f::armed()) [[likely]] {
     return ::bind(fd, addr, addrlen);
   }
-  return plain_armed(g_points.bind, fd, [&] { return ::bind(fd, addr, addrlen); });
+  return bind_armed(fd, addr, addrlen);
 }
 
 int close(int fd) {
@@ -214,16 +371,12 @@ int connect(int fd, const sockaddr* addr, socklen_t addrlen) {
   if (!f::armed()) [[likely]] {
     return ::connect(fd, addr, addrlen);
   }
-  return plain_armed(g_points.connect, fd, [&] { return ::connect(fd, addr, addrlen); });
+  return connect_armed(fd, addr, addrlen);
 }
 
 int epoll_create1(int flags) {
-  int epfd;
-  if (!f::armed()) [[likely]] {
-    epfd = opened(::epoll_create1(flags));
-  } else {
-    epfd = create_armed(g_points.epoll_create1, -1, [&] { return ::epoll_create1(flags); });
-  }
+  const int epfd =
+      f::armed() ? epoll_create1_armed(flags) : opened(::epoll_create1(flags));
   if (epfd >= 0) {
     const int saved = errno;
     f::seam::on_epoll_create(epfd);
@@ -233,13 +386,8 @@ int epoll_create1(int flags) {
 }
 
 int epoll_ctl(int epfd, int op, int fd, epoll_event* event) {
-  int result;
-  if (!f::armed()) [[likely]] {
-    result = ::epoll_ctl(epfd, op, fd, event);
-  } else {
-    result = plain_armed(g_points.epoll_ctl, epfd,
-                         [&] { return ::epoll_ctl(epfd, op, fd, event); });
-  }
+  const int result =
+      f::armed() ? epoll_ctl_armed(epfd, op, fd, event) : ::epoll_ctl(epfd, op, fd, event);
   if (result == 0) {
     const int saved = errno;
     f::seam::on_epoll_ctl(epfd, op, fd, event);  // the shadow, armed or not
@@ -258,174 +406,112 @@ int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout_ms) {
     // entry must not reach the caller.
     return f::seam::epoll_wait_after(epfd, events, maxevents, n, errno);
   }
-  const Decision d = f::seam::decide(g_points.epoll_wait, epfd, 0);
-  if (d.verdict == Decision::Verdict::kFail) {
-    return static_cast<int>(f::seam::finish(d, -1, d.error));
-  }
-  // Events the kernel will not report by itself must not wait for the timeout.
-  const int timeout = f::seam::epoll_has_pending(epfd) ? 0 : timeout_ms;
-  const int n = ::epoll_wait(epfd, events, maxevents, timeout);
-  const int error = errno;
-  const int result = f::seam::epoll_wait_after(epfd, events, maxevents, n, error);
-  const int final_error = errno;
-  return static_cast<int>(f::seam::finish(d, result, final_error));
+  return epoll_wait_armed(epfd, events, maxevents, timeout_ms);
 }
 
 int eventfd(unsigned int initval, int flags) {
   if (!f::armed()) [[likely]] {
     return opened(::eventfd(initval, flags));
   }
-  return create_armed(g_points.eventfd, -1, [&] { return ::eventfd(initval, flags); });
+  return eventfd_armed(initval, flags);
 }
 
 int getpeername(int fd, sockaddr* addr, socklen_t* addrlen) {
   if (!f::armed()) [[likely]] {
     return ::getpeername(fd, addr, addrlen);
   }
-  return plain_armed(g_points.getpeername, fd, [&] { return ::getpeername(fd, addr, addrlen); });
+  return getpeername_armed(fd, addr, addrlen);
 }
 
 int getsockname(int fd, sockaddr* addr, socklen_t* addrlen) {
   if (!f::armed()) [[likely]] {
     return ::getsockname(fd, addr, addrlen);
   }
-  return plain_armed(g_points.getsockname, fd, [&] { return ::getsockname(fd, addr, addrlen); });
+  return getsockname_armed(fd, addr, addrlen);
 }
 
 int getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
   if (!f::armed()) [[likely]] {
     return ::getsockopt(fd, level, name, value, len);
   }
-  return plain_armed(g_points.getsockopt, fd, [&] {
-    const int rc = ::getsockopt(fd, level, name, value, len);
-    if (rc == 0 && level == SOL_SOCKET && name == SO_ERROR && value != nullptr &&
-        len != nullptr && *len >= sizeof(int)) {
-      // SO_ERROR consumes an emulated pending ECONNRESET, as it does a real one.
-      if (const int pending = f::seam::take_pending_error(fd); pending != 0) {
-        *static_cast<int*>(value) = pending;
-      }
-    }
-    return rc;
-  });
+  return getsockopt_armed(fd, level, name, value, len);
 }
 
 int listen(int fd, int backlog) {
   if (!f::armed()) [[likely]] {
     return ::listen(fd, backlog);
   }
-  return plain_armed(g_points.listen, fd, [&] { return ::listen(fd, backlog); });
+  return listen_armed(fd, backlog);
 }
 
 int open(const char* path, int flags, mode_t mode) {
   if (!f::armed()) [[likely]] {
     return opened(::open(path, flags, mode));
   }
-  return create_armed(g_points.open, -1, [&] { return ::open(path, flags, mode); });
+  return open_armed(path, flags, mode);
 }
 
 ssize_t read(int fd, void* buf, size_t count) {
   if (!f::armed()) [[likely]] {
     return ::read(fd, buf, count);
   }
-  return io_armed(g_points.read, fd, count,
-                  [&](std::size_t cap) { return ::read(fd, buf, std::min(count, cap)); });
+  return read_armed(fd, buf, count);
 }
 
 ssize_t readv(int fd, const iovec* iov, int iovcnt) {
   if (!f::armed()) [[likely]] {
     return ::readv(fd, iov, iovcnt);
   }
-  return io_armed(g_points.readv, fd, total_of(iov, iovcnt), [&](std::size_t cap) {
-    if (cap == SIZE_MAX || iovcnt <= 0 || iovcnt > IOV_MAX) {
-      return ::readv(fd, iov, iovcnt);
-    }
-    iovec capped[IOV_MAX];
-    return ::readv(fd, capped, cap_iov(iov, iovcnt, cap, capped));
-  });
+  return readv_armed(fd, iov, iovcnt);
 }
 
 ssize_t recvmsg(int fd, msghdr* msg, int flags) {
   if (!f::armed()) [[likely]] {
     return ::recvmsg(fd, msg, flags);
   }
-  return io_armed(g_points.recvmsg, fd, total_of(msg->msg_iov, int(msg->msg_iovlen)),
-                  [&](std::size_t cap) {
-                    const int n = int(msg->msg_iovlen);
-                    if (cap == SIZE_MAX || n <= 0 || n > IOV_MAX) {
-                      return ::recvmsg(fd, msg, flags);
-                    }
-                    iovec capped[IOV_MAX];
-                    iovec* original = msg->msg_iov;
-                    msg->msg_iov = capped;
-                    msg->msg_iovlen = size_t(cap_iov(original, n, cap, capped));
-                    const ssize_t r = ::recvmsg(fd, msg, flags);
-                    const int saved = errno;
-                    msg->msg_iov = original;
-                    msg->msg_iovlen = size_t(n);
-                    errno = saved;
-                    return r;
-                  });
+  return recvmsg_armed(fd, msg, flags);
 }
 
 ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   if (!f::armed()) [[likely]] {
     return ::sendmsg(fd, msg, flags);
   }
-  return io_armed(g_points.sendmsg, fd, total_of(msg->msg_iov, int(msg->msg_iovlen)),
-                  [&](std::size_t cap) {
-                    const int n = int(msg->msg_iovlen);
-                    if (cap == SIZE_MAX || n <= 0 || n > IOV_MAX) {
-                      return ::sendmsg(fd, msg, flags);
-                    }
-                    iovec capped[IOV_MAX];
-                    msghdr copy = *msg;
-                    copy.msg_iov = capped;
-                    copy.msg_iovlen = size_t(cap_iov(msg->msg_iov, n, cap, capped));
-                    return ::sendmsg(fd, &copy, flags);
-                  });
+  return sendmsg_armed(fd, msg, flags);
 }
 
 int setsockopt(int fd, int level, int name, const void* value, socklen_t len) {
   if (!f::armed()) [[likely]] {
     return ::setsockopt(fd, level, name, value, len);
   }
-  return plain_armed(g_points.setsockopt, fd,
-                     [&] { return ::setsockopt(fd, level, name, value, len); });
+  return setsockopt_armed(fd, level, name, value, len);
 }
 
 int shutdown(int fd, int how) {
   if (!f::armed()) [[likely]] {
     return ::shutdown(fd, how);
   }
-  return plain_armed(g_points.shutdown, fd, [&] { return ::shutdown(fd, how); });
+  return shutdown_armed(fd, how);
 }
 
 int socket(int domain, int type, int protocol) {
   if (!f::armed()) [[likely]] {
     return opened(::socket(domain, type, protocol));
   }
-  return create_armed(g_points.socket, -1, [&] { return ::socket(domain, type, protocol); });
+  return socket_armed(domain, type, protocol);
 }
 
 ssize_t write(int fd, const void* buf, size_t count) {
   if (!f::armed()) [[likely]] {
     return ::write(fd, buf, count);
   }
-  return io_armed(g_points.write, fd, count,
-                  [&](std::size_t cap) { return ::write(fd, buf, std::min(count, cap)); });
+  return write_armed(fd, buf, count);
 }
 
 ssize_t writev(int fd, const iovec* iov, int iovcnt) {
   if (!f::armed()) [[likely]] {
     return ::writev(fd, iov, iovcnt);
   }
-  return io_armed(g_points.writev, fd, total_of(iov, iovcnt), [&](std::size_t cap) {
-    if (cap == SIZE_MAX || iovcnt <= 0 || iovcnt > IOV_MAX) {
-      return ::writev(fd, iov, iovcnt);
-    }
-    iovec capped[IOV_MAX];
-    return ::writev(fd, capped, cap_iov(iov, iovcnt, cap, capped));
-  });
+  return writev_armed(fd, iov, iovcnt);
 }
 
 // ---- bookkeeping API ----------------------------------------------------------------------
