@@ -13,7 +13,7 @@ foreach(mode IN LISTS MODES)
     set(out "${OUT_DIR}/callgrind.seam_cost.${mode}.${n}")
     execute_process(
       COMMAND ${VALGRIND} --tool=callgrind --callgrind-out-file=${out}
-              --toggle-collect=faultloop_seam_cost_loop ${SEAM_COST} ${mode} ${n}
+              --toggle-collect=faultloop_seam_cost_* ${SEAM_COST} ${mode} ${n}
       RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
     if(NOT rc EQUAL 0)
       message(FATAL_ERROR "seam_cost ${mode} ${n} under callgrind failed (${rc}):\n${err}")

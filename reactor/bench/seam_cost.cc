@@ -4,9 +4,9 @@
 //   seam_cost MODE N     MODE: raw | seam | armed_nomatch
 //
 // Calls read(2) N times on an empty non-blocking socket (every call returns EAGAIN) inside
-// faultloop_seam_cost_loop(), so `valgrind --tool=callgrind --toggle-collect=faultloop_seam_cost_loop`
-// counts exactly the loop: Ir / N is the user-space instructions per call. `raw` calls ::read,
-// `seam` calls sys::read (release: inline pass-through; faults: nothing armed),
+// faultloop_seam_cost_raw() or faultloop_seam_cost_seam(), so
+// `valgrind --tool=callgrind --toggle-collect='faultloop_seam_cost_*'` counts exactly the loop:
+// Ir / N is the user-space instructions per call. `raw` calls ::read, `seam` calls sys::read (release: inline pass-through; faults: nothing armed),
 // `armed_nomatch` (fault build) arms a rule on reactor/sys/read whose fd selector matches no
 // call, so every call takes the armed path and evaluates one rule without injecting.
 #include <sys/socket.h>
@@ -29,12 +29,19 @@ int g_fd = -1;
 char g_buf[64];
 }  // namespace
 
-extern "C" [[gnu::noinline]] long faultloop_seam_cost_loop(int mode, long n) {
+// One loop per kind of call, so neither loop carries a branch the other lacks.
+extern "C" [[gnu::noinline]] long faultloop_seam_cost_raw(long n) {
   long again = 0;
   for (long i = 0; i < n; ++i) {
-    const ssize_t r = mode == 0 ? ::read(g_fd, g_buf, sizeof g_buf)
-                                : faultloop::sys::read(g_fd, g_buf, sizeof g_buf);
-    again += (r < 0 && errno == EAGAIN) ? 1 : 0;
+    again += (::read(g_fd, g_buf, sizeof g_buf) < 0 && errno == EAGAIN) ? 1 : 0;
+  }
+  return again;
+}
+
+extern "C" [[gnu::noinline]] long faultloop_seam_cost_seam(long n) {
+  long again = 0;
+  for (long i = 0; i < n; ++i) {
+    again += (faultloop::sys::read(g_fd, g_buf, sizeof g_buf) < 0 && errno == EAGAIN) ? 1 : 0;
   }
   return again;
 }
@@ -64,7 +71,7 @@ int main(int argc, char** argv) {
     return 2;
 #endif
   }
-  const long again = faultloop_seam_cost_loop(mode == "raw" ? 0 : 1, n);
+  const long again = mode == "raw" ? faultloop_seam_cost_raw(n) : faultloop_seam_cost_seam(n);
   std::printf("mode=%s calls=%ld eagain=%ld\n", mode.c_str(), n, again);
   ::close(sv[0]);
   ::close(sv[1]);
