@@ -6,8 +6,8 @@
 // Calls read(2) N times on an empty non-blocking socket (every call returns EAGAIN) inside
 // faultloop_seam_cost_raw() or faultloop_seam_cost_seam(), so
 // `valgrind --tool=callgrind --toggle-collect='faultloop_seam_cost_*'` counts exactly the loop:
-// Ir / N is the user-space instructions per call. `raw` calls ::read, `seam` calls sys::read (release: inline pass-through; faults: nothing armed),
-// `armed_nomatch` (fault build) arms a rule on reactor/sys/read whose fd selector matches no
+// Ir / N is the user-space instructions per call. `raw` calls ::read, `seam` calls sys::read
+// (release: inline pass-through; faults: nothing armed), `armed_nomatch` (fault build) arms a rule on reactor/sys/read whose fd selector matches no
 // call, so every call takes the armed path and evaluates one rule without injecting.
 #include <sys/socket.h>
 #include <unistd.h>
