@@ -7,14 +7,14 @@
 // forms report the same problems.
 #pragma once
 
+#include "faults/plan.h"
+#include "faults/registry.h"
+
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "faults/plan.h"
-#include "faults/registry.h"
 
 namespace faultloop::faults::detail {
 
