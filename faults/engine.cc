@@ -212,6 +212,12 @@ void drop_synthetic_locked(Shadow& s, int fd) {
     g_synthetic_pending.fetch_sub(dropped, std::memory_order_acq_rel);
     refresh_counted_bits();
   }
+  if (s.synthetic.empty()) {
+    // Nothing left to wake a poller for. A wake-up left signalled would be reported by the
+    // next epoll_wait on this set, which may take the unarmed path and hand the engine's
+    // level-triggered eventfd to the caller on every call (a busy loop).
+    drain_wake(s);
+  }
 }
 
 // ---- rule evaluation ------------------------------------------------------------------------

@@ -164,8 +164,15 @@ FdEntry* ledger_check(int fd, PointId point) {
 }
 
 void ledger_clear_violations() {
-  std::lock_guard lock(g_violations_mu);
-  g_violations.clear();
+  {
+    std::lock_guard lock(g_violations_mu);
+    g_violations.clear();
+  }
+  // engine reset() is "back to a fresh process": connection ordinals restart at 1 too, so a
+  // trace recorded after one reset replays after another even when the reactor hands out
+  // different connection ids (replay keys on the ordinal, DESIGN "Trace").
+  std::lock_guard lock(g_ordinals_mu);
+  g_ordinals.clear();
 }
 
 }  // namespace detail
