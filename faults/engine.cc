@@ -52,7 +52,14 @@ struct CompiledRule {
 
 struct Snapshot {
   std::vector<std::unique_ptr<CompiledRule>> rules;
-  std::vector<uint16_t> by_point[kMaxPoints];  // rule indices per point, plan order
+  // Rule indices per point, plan order; sized to the points registered when armed (a point
+  // registered later has no rule).
+  std::vector<std::vector<uint16_t>> by_point;
+
+  const std::vector<uint16_t>& rules_of(PointId point) const {
+    static const std::vector<uint16_t> kNone;
+    return point < by_point.size() ? by_point[point] : kNone;
+  }
   bool has_events_rules = false;
 };
 
@@ -60,7 +67,8 @@ std::atomic<Snapshot*> g_snapshot{nullptr};
 std::atomic<detail::ReplayTable*> g_replay{nullptr};
 
 // Retired snapshots and replay tables stay alive: a seam call on another thread may still be
-// reading one. They are a few hundred bytes each and a process arms a handful of plans.
+// reading one. A snapshot is its rules plus one small vector per registered point (about 1 KB
+// for the seam's points); a process arms a handful of plans, an in-process sweep thousands.
 std::mutex g_admin_mu;
 std::vector<std::unique_ptr<Snapshot>> g_retired_snapshots;
 std::vector<std::unique_ptr<detail::ReplayTable>> g_retired_replays;
@@ -469,6 +477,7 @@ uint32_t armed_reasons() { return detail::g_armed.load(std::memory_order_acquire
 
 void arm(const Plan& plan, uint64_t seed, uint64_t iteration) {
   auto snap = std::make_unique<Snapshot>();
+  snap->by_point.resize(point_count());
   for (std::size_t i = 0; i < plan.rules.size(); ++i) {
     auto r = std::make_unique<CompiledRule>();
     r->rule = plan.rules[i];
@@ -480,7 +489,7 @@ void arm(const Plan& plan, uint64_t seed, uint64_t iteration) {
       }
     }
     for (PointId p : r->rule.points) {
-      snap->by_point[p].push_back(static_cast<uint16_t>(i));
+      snap->by_point.at(p).push_back(static_cast<uint16_t>(i));
     }
     if (r->rule.action.kind == ActionKind::kEvents) {
       snap->has_events_rules = true;
@@ -664,7 +673,7 @@ Decision decide(PointId point, int fd, std::size_t requested) {
   if (Snapshot* snap = g_snapshot.load(std::memory_order_acquire)) {
     const uint64_t conn = conn_of(e);
     const ThreadKindId thread = tls_context.thread_kind;
-    for (uint16_t index : snap->by_point[point]) {
+    for (uint16_t index : snap->rules_of(point)) {
       CompiledRule& r = *snap->rules[index];
       if (r.rule.action.kind == ActionKind::kEvents || !selectors_match(r, role, conn, fd, thread)) {
         continue;
@@ -916,7 +925,7 @@ int epoll_wait_after(int epfd, epoll_event* events, int maxevents, int n, int er
   // `events` rules: one unit per (call, registered fd), matched on that fd's tag.
   Snapshot* snap = g_snapshot.load(std::memory_order_acquire);
   const detail::ReplayTable* replay = g_replay.load(std::memory_order_acquire);
-  const bool rules = snap != nullptr && snap->has_events_rules && !snap->by_point[point].empty();
+  const bool rules = snap != nullptr && snap->has_events_rules && !snap->rules_of(point).empty();
   if (rules || replay != nullptr) {
     const ThreadKindId thread = tls_context.thread_kind;
     for (auto& [fd, reg] : s->regs) {
@@ -937,7 +946,7 @@ int epoll_wait_after(int epfd, epoll_event* events, int maxevents, int n, int er
           fired_rule = seam::kRuleReplay;
         }
       } else {
-        for (uint16_t index : snap->by_point[point]) {
+        for (uint16_t index : snap->rules_of(point)) {
           CompiledRule& r = *snap->rules[index];
           if (r.rule.action.kind != ActionKind::kEvents ||
               !selectors_match(r, role, conn, fd, thread)) {

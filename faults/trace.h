@@ -32,7 +32,8 @@ struct TraceRecord {
   uint64_t conn = 0;           ///< connection id of the target fd
   uint32_t conn_ordinal = 0;   ///< order of the connection's first appearance (0 = none)
   uint64_t fd_call = 0;        ///< 1-based index of this point's calls on this fd since it opened
-  int rule = -1;               ///< plan rule index; -1 replay, -2 libfiu, -3 emulated state
+  int rule = -1;               ///< plan rule index; -1 replay, -2 libfiu. The consequences of an
+                               ///< emulated kernel state (reads 0 after a reset) are not records.
   std::string action;          ///< compact action: "error=EAGAIN", "short=1", "events=+HUP"
   int64_t result = 0;          ///< what the call returned
   std::string error;           ///< errno name when result is -1, else ""

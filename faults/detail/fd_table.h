@@ -101,7 +101,7 @@ void ledger_tag(int fd, RoleId role, uint64_t conn);
 /// fd-reuse cross-talk. Returns the entry (nullptr for fd < 0).
 FdEntry* ledger_check(int fd, PointId point);
 
-/// Clears violations (engine reset()).
+/// Clears violations and connection ordinals (engine reset(): ordinals restart at 1).
 void ledger_clear_violations();
 
 }  // namespace faultloop::faults::detail

@@ -158,6 +158,25 @@ TEST_F(SeamEventsRuleTest, RemoveInDefersTheEventInLevelMode) {
   EXPECT_EQ(faults::rule_stats().at(0).injected, 1u);
 }
 
+TEST_F(SeamEventsRuleTest, RemoveInNeverMakesABlockingWaitReturnZero) {
+  // The kernel returns 0 only when the timeout runs out: with every entry stripped, a blocking
+  // wait waits again and gets the deferred event from the next (kernel) round.
+  SeamSocketPair pair(1);
+  EpollSet ep;
+  ASSERT_TRUE(ep.add(pair.sut(), EPOLLIN, kData));
+  testing::write_all_raw(pair.peer(), "x");
+  ASSERT_TRUE(arm("reactor/sys/epoll_wait:events=-IN,fd=" + std::to_string(pair.sut()) +
+                  ",nth=1"));
+  const auto evs = ep.wait(-1);
+  ASSERT_EQ(evs.size(), 1u) << describe(evs);
+  EXPECT_EQ(evs[0].events, uint32_t{EPOLLIN});
+  EXPECT_EQ(evs[0].data.u64, kData);
+  const auto stats = faults::rule_stats();
+  ASSERT_EQ(stats.size(), 1u);
+  EXPECT_EQ(stats[0].injected, 1u);
+  EXPECT_EQ(stats[0].eligible, 2u);  // two kernel rounds inside one seam call
+}
+
 TEST_F(SeamEventsRuleTest, RemoveInIsNotAppliedInEdgeMode) {
   SeamSocketPair pair(1);
   EpollSet ep;
