@@ -7,6 +7,14 @@
 // Call path (DESIGN "reactor/sys"): the seam tests armed() — one relaxed load — and only when
 // it is set asks the engine (faults/seam_api.h). Rules are evaluated lock-free from an
 // immutable snapshot swapped atomically; each rule has its own atomic counters.
+//
+// Limits of the epoll emulation, known and deliberate:
+//  - `events` rules are evaluated when epoll_wait returns (the unit is a call and a registered
+//    fd): on a loop blocked with no timeout and no traffic they fire at its next wake-up;
+//  - EPOLLONESHOT is not modelled: re-reports and synthetic events reach a one-shot
+//    registration the kernel has disabled (the reactor does not use EPOLLONESHOT);
+//  - synthetic events are matched to fds by the registered epoll_data: two fds registered with
+//    the same data in one set share them.
 #pragma once
 
 #include <atomic>
