@@ -74,7 +74,6 @@ std::vector<std::unique_ptr<Snapshot>> g_retired_snapshots;
 std::vector<std::unique_ptr<detail::ReplayTable>> g_retired_replays;
 
 std::atomic<uint64_t> g_injections{0};
-std::atomic<uint64_t> g_trace_seq{0};
 std::atomic<bool> g_libfiu{false};
 std::atomic<bool> g_emfile_sticky{false};
 std::atomic<int64_t> g_fds_in_state{0};
@@ -102,7 +101,9 @@ void refresh_counted_bits() {
 // ---- emulated kernel state per fd ---------------------------------------------------------
 
 void enter_state(FdEntry* e, IoState state, bool reset_pending) {
-  if (e == nullptr) {
+  // Only an open socket has a kernel state to emulate; a call after close (a violation the
+  // ledger reports) must not leave a state behind for the number's next owner.
+  if (e == nullptr || e->state.load(std::memory_order_acquire) != detail::FdState::kOpen) {
     return;
   }
   const IoState before = e->io_state.exchange(state, std::memory_order_acq_rel);
@@ -282,7 +283,9 @@ std::size_t short_cap(const Action& a, std::size_t requested) {
   if (a.short_bytes != 0) {
     return a.short_bytes;
   }
-  const std::size_t cap = requested * a.short_percent / 100;
+  // requested / 100 * percent plus the remainder's share: no overflow for any size_t.
+  const std::size_t cap =
+      requested / 100 * a.short_percent + requested % 100 * a.short_percent / 100;
   return cap == 0 ? 1 : cap;
 }
 
@@ -368,12 +371,10 @@ bool answer_from_state(seam::Decision& d, const PointInfo& info, FdEntry* e) {
 
 void write_trace_record(const seam::Decision& d, int fd, const FdEntry* e, int64_t result,
                         int error) {
-  const uint64_t seq = g_trace_seq.fetch_add(1, std::memory_order_relaxed) + 1;
   if (!detail::trace_enabled()) {
     return;
   }
-  TraceRecord r;
-  r.seq = seq;
+  TraceRecord r;  // trace_write numbers it
   r.ns = detail::monotonic_ns();
   r.thread = std::string(thread_kind_name(tls_context.thread_kind));
   r.point = point_info(d.point).name;
@@ -513,7 +514,17 @@ void disarm() {
 void reset() {
   disarm();
   detail::install_replay(nullptr);
-  detail::for_each_fd_entry([](int, FdEntry& e) { leave_state(&e); });
+  // Call indices restart too, so that a trace recorded after one reset replays after another
+  // (replay keys on the per-fd call index, DESIGN "Trace").
+  detail::for_each_fd_entry([](int, FdEntry& e) {
+    leave_state(&e);
+    for (auto& c : e.calls) {
+      c.store(0, std::memory_order_relaxed);
+    }
+  });
+  for (auto& c : g_nofd_calls) {
+    c.store(0, std::memory_order_relaxed);
+  }
   {
     std::lock_guard lock(g_shadows_mu);
     for (auto& [epfd, shadow] : g_shadows) {
@@ -530,6 +541,7 @@ void reset() {
   refresh_counted_bits();
   set_bit(kArmScenario, false);
   g_injections.store(0, std::memory_order_relaxed);
+  detail::trace_restart_numbering();
   detail::ledger_clear_violations();
 }
 
@@ -582,13 +594,15 @@ EnvironmentConfig configure_from_environment() {
   EnvironmentConfig c;
   c.rules = getenv_string("FAULTLOOP_RULES");
   c.plan_file = getenv_string("FAULTLOOP_PLAN");
+  const bool rules_set = std::getenv("FAULTLOOP_RULES") != nullptr;
+  const bool plan_set = std::getenv("FAULTLOOP_PLAN") != nullptr;
   c.trace_file = getenv_string("FAULTLOOP_TRACE");
   c.events_file = getenv_string("FAULTLOOP_EVENTS");
   c.replay_file = getenv_string("FAULTLOOP_REPLAY");
-  if (!c.rules.empty() && !c.plan_file.empty()) {
+  if (rules_set && plan_set) {
     throw PlanError("FAULTLOOP_RULES and FAULTLOOP_PLAN are both set; set one of them");
   }
-  if (!c.replay_file.empty() && (!c.rules.empty() || !c.plan_file.empty())) {
+  if (!c.replay_file.empty() && (rules_set || plan_set)) {
     throw PlanError("FAULTLOOP_REPLAY cannot be combined with FAULTLOOP_RULES or FAULTLOOP_PLAN");
   }
   Plan plan;
@@ -601,15 +615,14 @@ EnvironmentConfig configure_from_environment() {
   } else if (!c.plan_file.empty()) {
     plan = parse_plan_file(c.plan_file);  // its messages name file:line:column
   }
-  const bool seed_given = !getenv_string("FAULTLOOP_SEED").empty();
+  // FAULTLOOP_SEED wins over a TOML plan's own `seed`; a replay takes both from its header.
   c.seed = env_number("FAULTLOOP_SEED", plan.seed.value_or(0));
-  if (!seed_given && plan.seed) {
-    c.seed = *plan.seed;
-  }
   c.iteration = env_number("FAULTLOOP_ITERATION", 0);
   Trace replay;
   if (!c.replay_file.empty()) {
     replay = read_trace(c.replay_file);
+    c.seed = replay.header.seed;
+    c.iteration = replay.header.iteration;
   }
   if (!c.events_file.empty()) {
     open_events(c.events_file);
@@ -651,21 +664,24 @@ Decision decide(PointId point, int fd, std::size_t requested) {
   d.fd_call = e != nullptr ? e->calls_of(point).fetch_add(1, std::memory_order_relaxed) + 1
                            : g_nofd_calls[point].fetch_add(1, std::memory_order_relaxed) + 1;
 
-  // Kernel state first: a reset socket or a process out of fds answers for itself.
+  // Kernel state first: a reset socket or a process out of fds answers for itself. Such a call
+  // is still eligible for the rules (each counts its own eligible calls), but none fires on it.
+  bool answered = false;
   if ((info.traits & kTraitCreatesFd) != 0 && g_emfile_sticky.load(std::memory_order_acquire)) {
     d.verdict = Decision::Verdict::kFail;
     d.error = EMFILE;
-    return d;
-  }
-  if (e != nullptr && answer_from_state(d, info, e)) {
-    return d;
+    answered = true;
+  } else if (e != nullptr) {
+    answered = answer_from_state(d, info, e);
   }
 
   const RoleId role = role_of(e);
   if (const detail::ReplayTable* replay = g_replay.load(std::memory_order_acquire)) {
-    auto it = replay->actions.find({point, role, ordinal_of(e), d.fd_call});
-    if (it != replay->actions.end() && it->second.kind != ActionKind::kEvents) {
-      apply(d, it->second, kRuleReplay, info, e);
+    if (!answered) {
+      auto it = replay->actions.find({point, role, ordinal_of(e), d.fd_call});
+      if (it != replay->actions.end() && it->second.kind != ActionKind::kEvents) {
+        apply(d, it->second, kRuleReplay, info, e);
+      }
     }
     return d;
   }
@@ -680,13 +696,14 @@ Decision decide(PointId point, int fd, std::size_t requested) {
       }
       // Every rule counts its own eligible calls, even when an earlier rule took the call.
       const uint64_t k = r.eligible.fetch_add(1, std::memory_order_relaxed) + 1;
-      if (!d.injected && fires(r, k)) {
+      if (!answered && !d.injected && fires(r, k)) {
         apply(d, r.rule.action, index, info, e);
       }
     }
   }
 
-  if (!d.injected && g_libfiu.load(std::memory_order_relaxed) && fiu_fail(info.name.c_str())) {
+  if (!answered && !d.injected && g_libfiu.load(std::memory_order_relaxed) &&
+      fiu_fail(info.name.c_str())) {
     // libfiu's default action for the point: errno from failinfo when given.
     Action a;
     if (info.kind == PointKind::kRace) {
@@ -717,11 +734,14 @@ int64_t finish(const Decision& d, int64_t result, int error) {
     const PointInfo& info = point_info(d.point);
     const bool reads = (info.traits & kTraitReads) != 0;
     const bool writes = (info.traits & kTraitWrites) != 0;
+    const bool accepts = (info.traits & kTraitCreatesFd) != 0 && d.fd >= 0;  // accept4
     const bool again = d.verdict == Decision::Verdict::kFail &&
                        (d.error == EAGAIN || d.error == EWOULDBLOCK);
-    if ((reads || writes) && d.fd >= 0 && (again || d.verdict == Decision::Verdict::kShort)) {
-      // The kernel would still report this fd: an edge must not be lost to an injection.
-      queue_event(d.fd, reads ? EPOLLIN : EPOLLOUT);
+    if ((reads || writes || accepts) && d.fd >= 0 &&
+        (again || d.verdict == Decision::Verdict::kShort)) {
+      // The kernel would still report this fd (data, room, or a backlog): an edge must not be
+      // lost to an injection.
+      queue_event(d.fd, writes ? EPOLLOUT : EPOLLIN);
     }
     write_trace_record(d, d.fd, detail::find_fd_entry(d.fd), result, error);
   }
@@ -729,9 +749,17 @@ int64_t finish(const Decision& d, int64_t result, int error) {
   return result;
 }
 
-void on_open(int fd) { detail::ledger_open(fd, kRoleOther); }
+void check_identity(int fd, PointId point) { detail::ledger_check(fd, point); }
 
-void on_adopt(int fd, RoleId role) { detail::ledger_open(fd, role); }
+void on_open(int fd) {
+  leave_state(detail::fd_entry(fd));  // a new file: no state of the number's last owner
+  detail::ledger_open(fd, kRoleOther);
+}
+
+void on_adopt(int fd, RoleId role) {
+  leave_state(detail::fd_entry(fd));
+  detail::ledger_open(fd, role);
+}
 
 void on_tag(int fd, RoleId role, uint64_t conn) { detail::ledger_tag(fd, role, conn); }
 
@@ -840,14 +868,21 @@ bool epoll_has_pending(int epfd) {
       continue;
     }
     const bool edge = (reg.events & EPOLLET) != 0;
-    if (!edge || reg.reported != state) {
+    if (edge && reg.reported == state) {
+      continue;
+    }
+    // Only what the registration would report: a state masked away entirely (reads paused,
+    // interest 0) must not turn the poller's wait into a spin.
+    const bool pending = e->reset_pending.load(std::memory_order_acquire);
+    if (mask_by_interest(state_events(state, pending), reg.events) != 0) {
       return true;
     }
   }
   return false;
 }
 
-int epoll_wait_after(int epfd, epoll_event* events, int maxevents, int n, int error) {
+int epoll_wait_after(int epfd, epoll_event* events, int maxevents, int n, int error,
+                     bool apply_rules) {
   std::shared_ptr<Shadow> s = find_shadow(epfd);
   if (!s || n < 0 || maxevents <= 0) {
     errno = error;
@@ -926,7 +961,7 @@ int epoll_wait_after(int epfd, epoll_event* events, int maxevents, int n, int er
   Snapshot* snap = g_snapshot.load(std::memory_order_acquire);
   const detail::ReplayTable* replay = g_replay.load(std::memory_order_acquire);
   const bool rules = snap != nullptr && snap->has_events_rules && !snap->rules_of(point).empty();
-  if (rules || replay != nullptr) {
+  if (apply_rules && (rules || replay != nullptr)) {
     const ThreadKindId thread = tls_context.thread_kind;
     for (auto& [fd, reg] : s->regs) {
       FdEntry* e = detail::fd_entry(fd);

@@ -100,9 +100,6 @@ void ledger_open(int fd, RoleId role) {
   for (auto& c : e->calls) {
     c.store(0, std::memory_order_relaxed);
   }
-  e->io_state.store(IoState::kNone, std::memory_order_relaxed);
-  e->reset_pending.store(false, std::memory_order_relaxed);
-  e->eof_seen.store(false, std::memory_order_relaxed);
   e->role.store(role, std::memory_order_relaxed);
   e->conn.store(0, std::memory_order_relaxed);
   e->conn_ordinal.store(0, std::memory_order_relaxed);
@@ -116,7 +113,10 @@ void ledger_close(int fd, PointId point, bool armed) {
     return;
   }
   const uint64_t caller = tls_context.conn;
-  const FdState before = e->state.load(std::memory_order_acquire);
+  // One exchange: of two threads closing the same fd at once, exactly one sees it open.
+  // Recorded before the real close, so an accept4 in another thread that gets this number
+  // right after is never confused with it.
+  const FdState before = e->state.exchange(FdState::kClosed, std::memory_order_acq_rel);
   if (before == FdState::kClosed) {
     record(ViolationKind::kDoubleClose, fd, point, e, caller);
   } else if (before == FdState::kUnknown) {
@@ -126,13 +126,9 @@ void ledger_close(int fd, PointId point, bool armed) {
     if (armed && owner != 0 && caller != 0 && owner != caller) {
       record(ViolationKind::kCrossTalk, fd, point, e, caller);
     }
+    e->last_conn.store(owner, std::memory_order_relaxed);
     g_closed.fetch_add(1, std::memory_order_relaxed);
   }
-  // Recorded before the real close, so an accept4 in another thread that gets this number
-  // right after is never confused with it.
-  e->io_state.store(IoState::kNone, std::memory_order_relaxed);
-  e->reset_pending.store(false, std::memory_order_relaxed);
-  e->state.store(FdState::kClosed, std::memory_order_release);
 }
 
 void ledger_tag(int fd, RoleId role, uint64_t conn) {
@@ -154,9 +150,12 @@ FdEntry* ledger_check(int fd, PointId point) {
   const FdState state = e->state.load(std::memory_order_acquire);
   if (state == FdState::kClosed) {
     record(ViolationKind::kCallAfterClose, fd, point, e, caller);
-  } else if (state == FdState::kOpen) {
+  } else if (state == FdState::kOpen && caller != 0) {
     const uint64_t owner = e->conn.load(std::memory_order_relaxed);
-    if (owner != 0 && caller != 0 && owner != caller) {
+    // A call by a connection other than the owner; or, before the new owner tagged the
+    // number, by the connection that owned it before it was closed (gnet #621).
+    if ((owner != 0 && owner != caller) ||
+        (owner == 0 && e->last_conn.load(std::memory_order_relaxed) == caller)) {
       record(ViolationKind::kCrossTalk, fd, point, e, caller);
     }
   }

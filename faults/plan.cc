@@ -26,6 +26,8 @@
 namespace faultloop::faults {
 namespace {
 
+using detail::quote;
+
 static_assert(kEventBitsAllowed ==
                   (EPOLLIN | EPOLLOUT | EPOLLHUP | EPOLLRDHUP | EPOLLERR | EPOLLPRI),
               "kEventBitsAllowed must be the EPOLL* bits of <sys/epoll.h>");
@@ -226,15 +228,6 @@ std::string_view trim(std::string_view text) {
   return text.substr(first, text.find_last_not_of(kSpace) - first + 1);
 }
 
-std::string quote(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 2);
-  out += '"';
-  out += text;
-  out += '"';
-  return out;
-}
-
 /// The compact spelling of `key` with its value: "nth=3", or "nth" when written without "=".
 std::string fragment(std::string_view key, std::optional<std::string_view> value) {
   std::string out(key);
@@ -309,19 +302,6 @@ std::string format_duration(std::chrono::nanoseconds delay) {
     }
   }
   return std::to_string(ns) + "ns";
-}
-
-bool is_valid_point_path(std::string_view name) {
-  while (true) {
-    const std::size_t slash = name.find('/');
-    if (!is_valid_segment(name.substr(0, slash))) {
-      return false;
-    }
-    if (slash == std::string_view::npos) {
-      return true;
-    }
-    name.remove_prefix(slash + 1);
-  }
 }
 
 bool is_wildcard(std::string_view pattern) {
@@ -525,6 +505,15 @@ Rule parse_rule(std::string_view text, std::size_t index) {
 
 namespace detail {
 
+std::string quote(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  out += '"';
+  out += text;
+  out += '"';
+  return out;
+}
+
 std::optional<ActionKind> action_from_name(std::string_view name) {
   for (unsigned k = 0; k <= static_cast<unsigned>(ActionKind::kYield); ++k) {
     if (action_name(static_cast<ActionKind>(k)) == name) {
@@ -546,7 +535,7 @@ bool is_selector_key(std::string_view key) {
 std::vector<PointId> resolve_points(std::string_view pattern) {
   const std::string_view base =
       is_wildcard(pattern) ? pattern.substr(0, pattern.size() - 2) : pattern;
-  if (!is_valid_point_path(base)) {
+  if (!is_valid_point_name(base)) {
     fail("bad point name " + quote(pattern) +
          " (segments of a-z 0-9 _ joined by '/', optionally ending in \"/*\")");
   }

@@ -19,6 +19,8 @@
 namespace faultloop::faults {
 namespace {
 
+using detail::quote;
+
 /// "SOURCE:LINE:COLUMN" of `region`, or just SOURCE when the node has no position.
 std::string location(std::string_view source_name, const toml::source_region& region) {
   std::string out(source_name);
@@ -28,13 +30,6 @@ std::string location(std::string_view source_name, const toml::source_region& re
     out += ':';
     out += std::to_string(region.begin.column);
   }
-  return out;
-}
-
-std::string quote(std::string_view text) {
-  std::string out = "\"";
-  out += text;
-  out += '"';
   return out;
 }
 

@@ -50,20 +50,6 @@ NameTable& thread_kinds() {
   return *kTable;
 }
 
-/// True when `name` is segments of [a-z0-9_] joined by '/'.
-bool is_valid_point_name(std::string_view name) {
-  while (true) {
-    const std::size_t slash = name.find('/');
-    if (!is_valid_segment(name.substr(0, slash))) {
-      return false;
-    }
-    if (slash == std::string_view::npos) {
-      return true;
-    }
-    name.remove_prefix(slash + 1);
-  }
-}
-
 bool same_fields(const PointInfo& a, const PointInfo& b) {
   return a.kind == b.kind && a.default_errno == b.default_errno && a.actions == b.actions &&
          a.traits == b.traits;
@@ -129,6 +115,19 @@ std::string_view action_name(ActionKind kind) {
       return "yield";
   }
   return "?";
+}
+
+bool is_valid_point_name(std::string_view name) {
+  while (true) {
+    const std::size_t slash = name.find('/');
+    if (!is_valid_segment(name.substr(0, slash))) {
+      return false;
+    }
+    if (slash == std::string_view::npos) {
+      return true;
+    }
+    name.remove_prefix(slash + 1);
+  }
 }
 
 bool is_valid_segment(std::string_view name) {

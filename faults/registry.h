@@ -116,4 +116,7 @@ std::string_view thread_kind_name(ThreadKindId id);
 /// True when `name` is a valid segment ([a-z0-9_]+): role, thread-kind and point segments.
 bool is_valid_segment(std::string_view name);
 
+/// True when `name` is a valid point path: segments joined by '/' ("reactor/sys/readv").
+bool is_valid_point_name(std::string_view name);
+
 }  // namespace faultloop::faults

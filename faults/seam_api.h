@@ -61,6 +61,10 @@ Decision decide(PointId point, int fd, std::size_t requested);
 /// its last act. Returns the final result.
 int64_t finish(const Decision& decision, int64_t result, int error);
 
+/// The ledger's identity check of an armed call on a second fd the call names (epoll_ctl's
+/// target): call after close and fd-reuse cross-talk.
+void check_identity(int fd, PointId point);
+
 /// Always-on bookkeeping: a successful fd-making call through the seam (after the call).
 void on_open(int fd);
 
@@ -90,8 +94,11 @@ bool epoll_has_pending(int epfd);
 /// Edits the result of a real epoll_wait on a shadowed set: drops the engine's eventfd entries,
 /// adds emulated-state and synthetic events, applies `events` rules per registered fd, keeps to
 /// `maxevents` (the rest waits for the next call). `n`/`error` are what the real call gave.
+/// `apply_rules`: false on the later kernel rounds of one seam call (the seam waits again when
+/// the engine emptied a blocking wait), so that `events` rules see one unit per call and fd.
 /// Sets errno last; returns the final count.
-int epoll_wait_after(int epfd, epoll_event* events, int maxevents, int n, int error);
+int epoll_wait_after(int epfd, epoll_event* events, int maxevents, int n, int error,
+                     bool apply_rules = true);
 
 /// getsockopt(SO_ERROR) on an fd with a pending emulated ECONNRESET: returns the error and
 /// clears it (0 when nothing is pending).

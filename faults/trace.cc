@@ -21,6 +21,7 @@ using nlohmann::json;
 
 std::mutex g_trace_mu;
 std::FILE* g_trace = nullptr;  // guarded by g_trace_mu
+uint64_t g_trace_seq = 0;      // guarded by g_trace_mu
 std::atomic<bool> g_trace_on{false};
 
 void write_line_locked(const json& j) {
@@ -66,12 +67,17 @@ namespace detail {
 
 bool trace_enabled() { return g_trace_on.load(std::memory_order_acquire); }
 
-void trace_write(const TraceRecord& record) {
-  const json j = record_json(record);
+void trace_write(TraceRecord record) {
   std::lock_guard lock(g_trace_mu);
   if (g_trace != nullptr) {
-    write_line_locked(j);
+    record.seq = ++g_trace_seq;
+    write_line_locked(record_json(record));
   }
+}
+
+void trace_restart_numbering() {
+  std::lock_guard lock(g_trace_mu);
+  g_trace_seq = 0;
 }
 
 }  // namespace detail

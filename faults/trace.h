@@ -23,7 +23,7 @@ struct TraceHeader {
 
 /// One injection.
 struct TraceRecord {
-  uint64_t seq = 0;            ///< 1-based order of injection in the process
+  uint64_t seq = 0;            ///< 1-based order of the record in the trace (file order)
   uint64_t ns = 0;             ///< CLOCK_MONOTONIC nanoseconds
   std::string thread;          ///< thread kind name
   std::string point;           ///< "reactor/sys/readv"

@@ -38,8 +38,12 @@ void install_replay(std::unique_ptr<ReplayTable> table);
 /// True while a trace file is open (trace.cc).
 bool trace_enabled();
 
-/// Appends one injection record to the open trace and flushes it (trace.cc). Thread-safe.
-void trace_write(const TraceRecord& record);
+/// Numbers `record` (seq: 1, 2, ... in file order) and appends it to the open trace, flushed
+/// at once (trace.cc). Thread-safe.
+void trace_write(TraceRecord record);
+
+/// The next record written is seq 1 again (engine reset()).
+void trace_restart_numbering();
 
 /// CLOCK_MONOTONIC in nanoseconds.
 uint64_t monotonic_ns();

@@ -43,6 +43,7 @@ struct FdEntry {
   std::atomic<uint32_t> generation{0};     ///< bumped at every open through the seam
   std::atomic<uint32_t> conn_ordinal{0};
   std::atomic<uint64_t> conn{0};
+  std::atomic<uint64_t> last_conn{0};      ///< the owner when the number was last closed
   std::atomic<uint64_t> calls[kCallSlots] = {};  ///< per-point call index since the open
 
   /// The call counter of `point`.
@@ -85,7 +86,8 @@ void for_each_fd_entry(Fn&& fn) {
 
 // ---- ledger bookkeeping (fd_ledger.cc) ---------------------------------------------------
 
-/// A successful open (or adopt) through the seam: new generation, role, no connection.
+/// A successful open (or adopt) through the seam: new generation, role, no connection. The
+/// emulated kernel state is the engine's to clear (it keeps the count behind kArmFdState).
 void ledger_open(int fd, RoleId role);
 
 /// A close through the seam, recorded before the real close. Reports a double close (state

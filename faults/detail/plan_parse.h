@@ -18,6 +18,9 @@
 
 namespace faultloop::faults::detail {
 
+/// `text` in double quotes, for messages that quote the offending fragment.
+std::string quote(std::string_view text);
+
 /// The action named `name` ("error", "short", ...), if it is one.
 std::optional<ActionKind> action_from_name(std::string_view name);
 

@@ -1,6 +1,7 @@
 #include "harness/testing/fault_test.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <string>
 
@@ -25,7 +26,13 @@ uint64_t fnv1a(std::string_view text) {
 
 uint64_t pick_seed() {
   if (const char* env = std::getenv("FAULTLOOP_SEED"); env != nullptr && *env != '\0') {
-    return std::strtoull(env, nullptr, 10);
+    const std::string_view text(env);
+    uint64_t seed = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seed);
+    if (ec == std::errc() && end == text.data() + text.size()) {
+      return seed;
+    }
+    ADD_FAILURE() << "FAULTLOOP_SEED=\"" << text << "\": not an unsigned 64-bit integer";
   }
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   return fnv1a(std::string(info->test_suite_name()) + "." + info->name());
@@ -41,7 +48,7 @@ void FaultTest::SetUp() {
   faults::reset();
   open_baseline_.clear();
   for (const auto& o : faults::open_fds()) {
-    open_baseline_.push_back(o.fd);
+    open_baseline_.emplace_back(o.fd, o.generation);
   }
 #endif
   fds_open_baseline_ = sys::fds_open();
@@ -54,7 +61,8 @@ void FaultTest::TearDown() {
     ADD_FAILURE() << "fd ledger violation not claimed by the test: " << v.to_string();
   }
   for (const auto& o : faults::open_fds()) {
-    if (std::find(open_baseline_.begin(), open_baseline_.end(), o.fd) == open_baseline_.end()) {
+    const std::pair<int, uint32_t> key{o.fd, o.generation};
+    if (std::find(open_baseline_.begin(), open_baseline_.end(), key) == open_baseline_.end()) {
       ADD_FAILURE() << "fd leak: fd " << o.fd << " (role " << o.role << ", conn " << o.conn
                     << ", " << o.target << ") opened through the seam is still open";
     }

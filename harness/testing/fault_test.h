@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace faultloop::testing {
@@ -20,7 +21,9 @@ namespace faultloop::testing {
 /// Base fixture: reset in SetUp, disarm and leak-check in TearDown (STYLE 39).
 class FaultTest : public ::testing::Test {
  protected:
+  /// Resets the engine, picks and records the seed, records the baselines.
   void SetUp() override;
+  /// Disarms, fails the test on unclaimed ledger violations and on fds left open, resets.
   void TearDown() override;
 
   /// The seed of this test: FAULTLOOP_SEED when set, else a hash of "Suite.Test".
@@ -34,7 +37,9 @@ class FaultTest : public ::testing::Test {
  private:
   uint64_t seed_ = 0;
   int64_t fds_open_baseline_ = 0;
-  std::vector<int> open_baseline_;  // fault build: ledger fds open at SetUp
+  // Fault build: (fd, generation) of the ledger's open fds at SetUp, so a leak that reuses the
+  // number of a baseline fd closed during the test is still caught.
+  std::vector<std::pair<int, uint32_t>> open_baseline_;
   std::optional<::testing::ScopedTrace> seed_trace_;
 };
 

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #if FAULTLOOP_FAULTS
+#include "faults/armed.h"
 #include "faults/context.h"
 #endif
 
@@ -52,7 +53,9 @@ void race_point(RacePointId id);
   do {                                                                                   \
     static const ::faultloop::sys::RacePointId faultloop_race_id_ =                      \
         ::faultloop::sys::race_point_id(name);                                           \
-    ::faultloop::sys::race_point(faultloop_race_id_);                                    \
+    if (::faultloop::faults::armed()) [[unlikely]] {                                     \
+      ::faultloop::sys::race_point(faultloop_race_id_);                                  \
+    }                                                                                    \
   } while (0)
 
 #else  // release

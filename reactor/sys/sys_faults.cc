@@ -138,20 +138,21 @@ int plain_armed(f::PointId point, int fd, Real real) {
   return static_cast<int>(f::seam::finish(d, result, error));
 }
 
-// The armed path of an fd-making call.
+// The armed path of an fd-making call: a plain call whose success is entered in the ledger.
 template <class Real>
 int create_armed(f::PointId point, int fd, Real real) {
-  const Decision d = f::seam::decide(point, fd, 0);
-  int64_t result = 0;
-  int error = 0;
-  if (d.verdict == Decision::Verdict::kFail) {
-    result = -1;
-    error = d.error;
-  } else {
-    result = opened(real());
-    error = errno;
+  return plain_armed(point, fd, [&] { return opened(real()); });
+}
+
+// Makes `call(iov, iovcnt)` with the iovec array cut down to `cap` bytes in total (SIZE_MAX:
+// as given). The array is copied: the caller's stays as it was.
+template <class Call>
+ssize_t with_capped_iov(const iovec* iov, int iovcnt, std::size_t cap, Call call) {
+  if (cap == SIZE_MAX || iovcnt <= 0 || iovcnt > IOV_MAX) {
+    return call(iov, iovcnt);  // an iovcnt beyond IOV_MAX fails with EINVAL in the kernel
   }
-  return static_cast<int>(f::seam::finish(d, result, error));
+  iovec capped[IOV_MAX];
+  return call(capped, cap_iov(iov, iovcnt, cap, capped));
 }
 
 }  // namespace
@@ -188,6 +189,7 @@ namespace {
 }
 
 [[gnu::noinline]] int epoll_ctl_armed(int epfd, int op, int fd, epoll_event* event) {
+  f::seam::check_identity(fd, g_points.epoll_ctl);  // the target, too (netpoll #200)
   return plain_armed(g_points.epoll_ctl, epfd, [&] { return ::epoll_ctl(epfd, op, fd, event); });
 }
 
@@ -212,12 +214,14 @@ namespace {
       timeout = 0;
     }
     const int n = ::epoll_wait(epfd, events, maxevents, timeout);
-    result = f::seam::epoll_wait_after(epfd, events, maxevents, n, errno);
+    result = f::seam::epoll_wait_after(epfd, events, maxevents, n, errno,
+                                       /*apply_rules=*/rewaits == 0);
     error = errno;
     // The kernel returns 0 only when the timeout has run out. When the engine took every entry
     // away (a `-EV` rule, its own wake-up eventfd), wait again for what is left of the caller's
-    // timeout. Bounded: a `-EV` rule that fires on every call starves that fd by the plan's
-    // doing, and must not turn into a hang of the engine's making.
+    // timeout: the deferred event then arrives later in the same call, as a late kernel event
+    // would. `events` rules apply to the first round only (one unit per call and fd), so the
+    // later rounds cannot be emptied by a rule; the bound guards against anything else.
     constexpr int kMaxRewaits = 64;
     if (result != 0 || n <= 0 || timeout_ms == 0 || rewaits == kMaxRewaits ||
         (timeout_ms > 0 && Clock::now() >= deadline)) {
@@ -265,47 +269,37 @@ namespace {
 
 [[gnu::noinline]] ssize_t readv_armed(int fd, const iovec* iov, int iovcnt) {
   return io_armed(g_points.readv, fd, total_of(iov, iovcnt), [&](std::size_t cap) {
-    if (cap == SIZE_MAX || iovcnt <= 0 || iovcnt > IOV_MAX) {
-      return ::readv(fd, iov, iovcnt);
-    }
-    iovec capped[IOV_MAX];
-    return ::readv(fd, capped, cap_iov(iov, iovcnt, cap, capped));
+    return with_capped_iov(iov, iovcnt, cap,
+                           [&](const iovec* v, int n) { return ::readv(fd, v, n); });
   });
 }
 
 [[gnu::noinline]] ssize_t recvmsg_armed(int fd, msghdr* msg, int flags) {
-  return io_armed(g_points.recvmsg, fd, total_of(msg->msg_iov, int(msg->msg_iovlen)),
-                  [&](std::size_t cap) {
-                    const int n = int(msg->msg_iovlen);
-                    if (cap == SIZE_MAX || n <= 0 || n > IOV_MAX) {
-                      return ::recvmsg(fd, msg, flags);
-                    }
-                    iovec capped[IOV_MAX];
-                    iovec* original = msg->msg_iov;
-                    msg->msg_iov = capped;
-                    msg->msg_iovlen = size_t(cap_iov(original, n, cap, capped));
-                    const ssize_t r = ::recvmsg(fd, msg, flags);
-                    const int saved = errno;
-                    msg->msg_iov = original;
-                    msg->msg_iovlen = size_t(n);
-                    errno = saved;
-                    return r;
-                  });
+  const int iovcnt = int(msg->msg_iovlen);
+  return io_armed(g_points.recvmsg, fd, total_of(msg->msg_iov, iovcnt), [&](std::size_t cap) {
+    return with_capped_iov(msg->msg_iov, iovcnt, cap, [&](const iovec* v, int n) {
+      msghdr copy = *msg;  // the caller's msghdr keeps its iovecs; flags and lengths come back
+      copy.msg_iov = const_cast<iovec*>(v);
+      copy.msg_iovlen = size_t(n);
+      const ssize_t r = ::recvmsg(fd, &copy, flags);
+      msg->msg_namelen = copy.msg_namelen;
+      msg->msg_controllen = copy.msg_controllen;
+      msg->msg_flags = copy.msg_flags;
+      return r;
+    });
+  });
 }
 
 [[gnu::noinline]] ssize_t sendmsg_armed(int fd, const msghdr* msg, int flags) {
-  return io_armed(g_points.sendmsg, fd, total_of(msg->msg_iov, int(msg->msg_iovlen)),
-                  [&](std::size_t cap) {
-                    const int n = int(msg->msg_iovlen);
-                    if (cap == SIZE_MAX || n <= 0 || n > IOV_MAX) {
-                      return ::sendmsg(fd, msg, flags);
-                    }
-                    iovec capped[IOV_MAX];
-                    msghdr copy = *msg;
-                    copy.msg_iov = capped;
-                    copy.msg_iovlen = size_t(cap_iov(msg->msg_iov, n, cap, capped));
-                    return ::sendmsg(fd, &copy, flags);
-                  });
+  const int iovcnt = int(msg->msg_iovlen);
+  return io_armed(g_points.sendmsg, fd, total_of(msg->msg_iov, iovcnt), [&](std::size_t cap) {
+    return with_capped_iov(msg->msg_iov, iovcnt, cap, [&](const iovec* v, int n) {
+      msghdr copy = *msg;
+      copy.msg_iov = const_cast<iovec*>(v);
+      copy.msg_iovlen = size_t(n);
+      return ::sendmsg(fd, &copy, flags);
+    });
+  });
 }
 
 [[gnu::noinline]] int setsockopt_armed(int fd, int level, int name, const void* value,
@@ -337,11 +331,8 @@ namespace {
 
 [[gnu::noinline]] ssize_t writev_armed(int fd, const iovec* iov, int iovcnt) {
   return io_armed(g_points.writev, fd, total_of(iov, iovcnt), [&](std::size_t cap) {
-    if (cap == SIZE_MAX || iovcnt <= 0 || iovcnt > IOV_MAX) {
-      return ::writev(fd, iov, iovcnt);
-    }
-    iovec capped[IOV_MAX];
-    return ::writev(fd, capped, cap_iov(iov, iovcnt, cap, capped));
+    return with_capped_iov(iov, iovcnt, cap,
+                           [&](const iovec* v, int n) { return ::writev(fd, v, n); });
   });
 }
 
@@ -570,8 +561,9 @@ void race_point(RacePointId id) {
   if (!f::armed()) [[likely]] {
     return;
   }
+  const int saved = errno;  // a race point sits between calls: it must not change errno
   const Decision d = f::seam::decide(id, -1, 0);
-  f::seam::finish(d, 0, errno);
+  f::seam::finish(d, 0, saved);
 }
 
 }  // namespace faultloop::sys
