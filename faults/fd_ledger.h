@@ -41,10 +41,10 @@ struct Violation {
 
 /// An fd the ledger holds as open.
 struct OpenFd {
-  int fd = -1;
-  std::string role;
-  uint64_t conn = 0;
-  uint32_t generation = 0;
+  int fd = -1;              ///< the number
+  std::string role;         ///< its role ("other" when untagged)
+  uint64_t conn = 0;        ///< its connection (0 = none)
+  uint32_t generation = 0;  ///< opens of this number through the seam so far
   std::string target;  ///< readlink("/proc/self/fd/N"): "socket:[1234]", "anon_inode:[eventfd]"
 };
 
@@ -59,8 +59,8 @@ std::vector<Violation> take_violations();
 
 /// Fds opened (or adopted) through the seam and closed through it, since process start.
 struct LedgerCounts {
-  uint64_t opened = 0;
-  uint64_t closed = 0;
+  uint64_t opened = 0;  ///< successful opens and adopts
+  uint64_t closed = 0;  ///< closes of fds the ledger held as open
 };
 
 /// The ledger's totals.

@@ -78,7 +78,7 @@ struct Rule {
 
 /// An ordered list of rules; rules on one point are tried in plan order, first fire wins.
 struct Plan {
-  std::vector<Rule> rules;
+  std::vector<Rule> rules;         ///< in plan order
   std::optional<uint64_t> seed;    ///< top-level `seed` of a TOML plan, if given
 
   /// The compact spelling ("" for an empty plan); parse_plan(to_string()) round-trips.

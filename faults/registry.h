@@ -45,7 +45,7 @@ enum class PointKind : uint8_t { kSyscall, kRace };
 /// What a syscall point does, so the engine can keep its injected states realistic without
 /// knowing the reactor: which calls move data, make or close fds, or poll.
 enum PointTrait : uint32_t {
-  kTraitNone = 0,
+  kTraitNone = 0,             ///< none of the below
   kTraitReads = 1u << 0,      ///< read, readv, recvmsg: data flows in; EOF is 0
   kTraitWrites = 1u << 1,     ///< write, writev, sendmsg: data flows out; EPIPE after reset
   kTraitCreatesFd = 1u << 2,  ///< returns a new fd (socket, accept4, open, epoll_create1, ...)
@@ -65,9 +65,11 @@ struct PointInfo {
   uint32_t traits = kTraitNone;  ///< PointTrait bits
 };
 
-/// Small dense id of a registered point, role or thread kind.
+/// Small dense id of a registered point (0 .. point_count() - 1).
 using PointId = uint16_t;
+/// Small dense id of a registered role (< kMaxNames; 0 is "other").
 using RoleId = uint16_t;
+/// Small dense id of a registered thread kind (< kMaxNames; 0 is "other").
 using ThreadKindId = uint16_t;
 
 /// Capacity of the point table. Registration beyond it throws std::length_error.
@@ -75,8 +77,9 @@ inline constexpr std::size_t kMaxPoints = 256;
 /// Capacity of the role and thread-kind tables (ids fit a 64-bit mask).
 inline constexpr std::size_t kMaxNames = 64;
 
-/// The role of an fd nobody tagged, and the thread kind of a thread nobody registered.
+/// The role of an fd nobody tagged ("other").
 inline constexpr RoleId kRoleOther = 0;
+/// The thread kind of a thread nobody registered ("other").
 inline constexpr ThreadKindId kThreadOther = 0;
 
 /// Registers `info` and returns its id. Idempotent: registering the same name again with the

@@ -33,20 +33,20 @@ struct Decision {
     kReturn,  ///< make no call, return `value` (emulated state: a read after reset gives 0)
     kShort,   ///< make the real call with its total length capped at `cap` bytes
   };
-  Verdict verdict = Verdict::kPass;
-  int error = 0;
-  int64_t value = 0;
-  std::size_t cap = SIZE_MAX;
+  Verdict verdict = Verdict::kPass;  ///< what to do
+  int error = 0;                      ///< kFail: the errno to return
+  int64_t value = 0;                  ///< kReturn: the result to return
+  std::size_t cap = SIZE_MAX;         ///< kShort: total bytes the real call may move
   bool eof_on_eagain = false;  ///< peer-closed emulation: the kernel's EAGAIN becomes 0 (EOF)
 
   // What finish() needs to report the injection.
   bool injected = false;       ///< a rule, replay record or libfiu fired
-  int rule = kRuleNone;
-  Action action;
-  PointId point = 0;
-  int fd = -1;
-  uint64_t fd_call = 0;
-  std::size_t requested = 0;
+  int rule = kRuleNone;        ///< plan rule index, kRuleReplay or kRuleLibfiu
+  Action action;               ///< what fired (valid when injected)
+  PointId point = 0;           ///< the call's point
+  int fd = -1;                 ///< the call's fd (-1: none)
+  uint64_t fd_call = 0;        ///< 1-based index of this point's calls on the fd (replay key)
+  std::size_t requested = 0;   ///< bytes the call asked to move
 };
 
 /// Asks the engine about an armed call of `point` on `fd` (-1 when the call names no fd, e.g.

@@ -16,8 +16,8 @@ namespace faultloop::faults {
 struct TraceHeader {
   std::string scenario;              ///< scenario id ("close.user_close_during_request"), may be ""
   std::vector<std::string> command;  ///< the command line of the process under test
-  uint64_t seed = 0;
-  uint64_t iteration = 0;
+  uint64_t seed = 0;                 ///< the plan seed (FAULTLOOP_SEED)
+  uint64_t iteration = 0;            ///< the iteration (FAULTLOOP_ITERATION)
   std::string plan;                  ///< the armed plan, compact spelling
 };
 
@@ -41,8 +41,8 @@ struct TraceRecord {
 
 /// A whole trace as read back.
 struct Trace {
-  TraceHeader header;
-  std::vector<TraceRecord> records;
+  TraceHeader header;                ///< the first record
+  std::vector<TraceRecord> records;  ///< the injections, in file order
 };
 
 /// Starts writing a trace to `path` (truncating it) with `header` as its first record.

@@ -15,10 +15,10 @@ namespace faultloop::faults::detail {
 
 /// The replay key of DESIGN "Trace": (point, role, connection ordinal, per-fd call index).
 struct ReplayKey {
-  PointId point = 0;
-  RoleId role = 0;
-  uint32_t conn_ordinal = 0;
-  uint64_t fd_call = 0;
+  PointId point = 0;          ///< the call's point
+  RoleId role = 0;            ///< the target fd's role
+  uint32_t conn_ordinal = 0;  ///< the target fd's connection ordinal (0 = none)
+  uint64_t fd_call = 0;       ///< 1-based index of the point's calls on the fd
   friend bool operator==(const ReplayKey&, const ReplayKey&) = default;
 };
 
@@ -29,7 +29,7 @@ struct ReplayKeyHash {
 
 /// A loaded replay: immutable once installed.
 struct ReplayTable {
-  std::unordered_map<ReplayKey, Action, ReplayKeyHash> actions;
+  std::unordered_map<ReplayKey, Action, ReplayKeyHash> actions;  ///< what fires at each key
 };
 
 /// Installs `table` (replacing any earlier one) and sets kArmReplay; nullptr uninstalls.

@@ -23,7 +23,7 @@ enum class FdState : uint8_t {
 /// The emulated kernel state of a socket after an injected reset or peer close (DESIGN
 /// "Realism").
 enum class IoState : uint8_t {
-  kNone = 0,
+  kNone = 0,   ///< no emulated state: the kernel answers
   kReset,      ///< a received RST: pending ECONNRESET, then reads 0 and writes EPIPE
   kPeerHup,    ///< a full peer close: reads 0 after buffered data, writes EPIPE
   kPeerRdhup,  ///< a peer half-close: reads 0 after buffered data, writes work
@@ -35,14 +35,14 @@ inline constexpr unsigned kCallSlots = 40;
 
 /// One fd number.
 struct FdEntry {
-  std::atomic<FdState> state{FdState::kUnknown};
-  std::atomic<IoState> io_state{IoState::kNone};
+  std::atomic<FdState> state{FdState::kUnknown};  ///< what the ledger knows
+  std::atomic<IoState> io_state{IoState::kNone};  ///< emulated kernel state (engine.cc)
   std::atomic<bool> reset_pending{false};  ///< ECONNRESET not yet consumed (kReset)
   std::atomic<bool> eof_seen{false};       ///< a read returned 0 in a peer-closed state
-  std::atomic<RoleId> role{kRoleOther};
+  std::atomic<RoleId> role{kRoleOther};    ///< sys::tag / sys::adopt
   std::atomic<uint32_t> generation{0};     ///< bumped at every open through the seam
-  std::atomic<uint32_t> conn_ordinal{0};
-  std::atomic<uint64_t> conn{0};
+  std::atomic<uint32_t> conn_ordinal{0};   ///< the connection's order of first appearance
+  std::atomic<uint64_t> conn{0};           ///< the owning connection (0 = none yet)
   std::atomic<uint64_t> last_conn{0};      ///< the owner when the number was last closed
   std::atomic<uint64_t> calls[kCallSlots] = {};  ///< per-point call index since the open
 
