@@ -101,9 +101,11 @@ void refresh_counted_bits() {
 // ---- emulated kernel state per fd ---------------------------------------------------------
 
 void enter_state(FdEntry* e, IoState state, bool reset_pending) {
-  // Only an open socket has a kernel state to emulate; a call after close (a violation the
-  // ledger reports) must not leave a state behind for the number's next owner.
-  if (e == nullptr || e->state.load(std::memory_order_acquire) != detail::FdState::kOpen) {
+  // A closed number has no kernel state to emulate: a call after close (a violation the ledger
+  // reports) must not leave a state behind for the number's next owner. An fd the ledger never
+  // saw (inherited, raw) is a real socket: it gets the state (on_open clears it when the number
+  // is opened through the seam).
+  if (e == nullptr || e->state.load(std::memory_order_acquire) == detail::FdState::kClosed) {
     return;
   }
   const IoState before = e->io_state.exchange(state, std::memory_order_acq_rel);
@@ -521,6 +523,7 @@ void reset() {
     for (auto& c : e.calls) {
       c.store(0, std::memory_order_relaxed);
     }
+    e.last_conn.store(0, std::memory_order_relaxed);  // connection ids restart too
   });
   for (auto& c : g_nofd_calls) {
     c.store(0, std::memory_order_relaxed);
