@@ -11,15 +11,21 @@ include(CMakePackageConfigHelpers)
 
 set(FAULTLOOP_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/faultloop)
 
-# faultloop_install_component(<target> <header folder>): exports <target> (as faultloop::<its
-# EXPORT_NAME>) and installs every .h under <header folder> (tests/ and bench/ excluded) at
-# the same repository-rooted path under include/ (reactor/sys/sys.h -> include/reactor/sys/sys.h).
+# faultloop_install_component(<target> <header folder> [EXCLUDE <subfolder>...]): exports
+# <target> (as faultloop::<its EXPORT_NAME>) and installs every .h under <header folder>
+# (tests/, bench/ and the EXCLUDE subfolders left out, e.g. another component's folder) at the
+# same repository-rooted path under include/ (reactor/sys/sys.h -> include/reactor/sys/sys.h).
 # The target names its include directory as faultloop_sys and faultloop_faults do:
 #   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}> $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
 # (a bare source path cannot be exported), and links the helper targets as
 # $<BUILD_INTERFACE:faultloop_internal>; its other dependencies must be found by
 # cmake/faultloopConfig.cmake.in.
 function(faultloop_install_component target header_dir)
+  cmake_parse_arguments(ARG "" "" "EXCLUDE" ${ARGN})
+  set(excludes "")
+  foreach(dir IN LISTS ARG_EXCLUDE)
+    list(APPEND excludes PATTERN "${dir}" EXCLUDE)
+  endforeach()
   install(TARGETS ${target} EXPORT faultloopTargets
           ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
           LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
@@ -28,12 +34,15 @@ function(faultloop_install_component target header_dir)
           DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/${header_dir}
           FILES_MATCHING PATTERN "*.h"
           PATTERN "tests" EXCLUDE
-          PATTERN "bench" EXCLUDE)
+          PATTERN "bench" EXCLUDE
+          ${excludes})
 endfunction()
 
-# One line per installed target; faultloop::reactor joins here with its own line.
+# One line per installed target.
 faultloop_install_component(faultloop_sys reactor/sys)
 faultloop_install_component(faultloop_faults faults)
+# reactor/*.h -> include/reactor; reactor/sys is faultloop_sys's (installed once, above).
+faultloop_install_component(faultloop_reactor reactor EXCLUDE sys)
 
 install(EXPORT faultloopTargets
         NAMESPACE faultloop::
