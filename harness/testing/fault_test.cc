@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "reactor/node_pool.h"
 #include "reactor/sys/sys.h"
 
 #if FAULTLOOP_FAULTS
@@ -52,6 +53,8 @@ void FaultTest::SetUp() {
   }
 #endif
   fds_open_baseline_ = sys::fds_open();
+  pool_nodes_baseline_ = NodePool::instance().nodes_live();
+  pool_bytes_baseline_ = NodePool::instance().bytes_live();
 }
 
 void FaultTest::TearDown() {
@@ -71,6 +74,10 @@ void FaultTest::TearDown() {
 #endif
   EXPECT_EQ(sys::fds_open(), fds_open_baseline_)
       << "fds opened minus closed through the seam changed during the test";
+  EXPECT_EQ(NodePool::instance().nodes_live(), pool_nodes_baseline_)
+      << "buffer nodes handed out during the test were not released";
+  EXPECT_EQ(NodePool::instance().bytes_live(), pool_bytes_baseline_)
+      << "buffer bytes handed out during the test were not released";
   seed_trace_.reset();
 }
 

@@ -1,11 +1,13 @@
 // Public: faultloop::testing — the GoogleTest base fixture every faultloop test derives from.
 //
 // SetUp resets the fault engine (process-global, like libfiu's table of enabled points),
-// records the ledger and fd baselines, and picks the test's seed (FAULTLOOP_SEED, or a hash of
+// records the ledger, fd and buffer-pool baselines, and picks the test's seed (FAULTLOOP_SEED, or a hash of
 // the test's full name), reported with SCOPED_TRACE and RecordProperty("faultloop_seed").
 // TearDown disarms everything and asserts that no fd opened through the seam during the test is
 // still open and that the ledger saw no violation the test did not claim
-// (faults::take_violations()). In release builds only the fd count is checked.
+// (faults::take_violations()), and that the reactor's NodePool has as many nodes and bytes handed
+// out as at SetUp (the buffer-release invariant; every build). In release builds the ledger
+// part is skipped and the fd count is checked.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -37,6 +39,8 @@ class FaultTest : public ::testing::Test {
  private:
   uint64_t seed_ = 0;
   int64_t fds_open_baseline_ = 0;
+  int64_t pool_nodes_baseline_ = 0;
+  int64_t pool_bytes_baseline_ = 0;
   // Fault build: (fd, generation) of the ledger's open fds at SetUp, so a leak that reuses the
   // number of a baseline fd closed during the test is still caught.
   std::vector<std::pair<int, uint32_t>> open_baseline_;

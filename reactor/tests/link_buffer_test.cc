@@ -1,7 +1,7 @@
 // LinkBuffer (label unit), netpoll's linkbuffer tests in spirit: reads across node boundaries,
 // slices sharing nodes by reference count, malloc/malloc_ack/flush, book/book_ack, get_bytes,
 // no-copy writes with their release callback, append, a reader and a writer thread, and the
-// pool back at baseline after every test (PoolBaselineTest). Also Errc and Result.
+// pool back at baseline after every test (FaultTest). Also Errc and Result.
 #include "reactor/link_buffer.h"
 
 #include <algorithm>
@@ -17,12 +17,12 @@
 #include "reactor/errc.h"
 #include "reactor/node_pool.h"
 #include "reactor/result.h"
-#include "reactor/tests/pool_baseline.h"
+#include "harness/testing/fault_test.h"
 
 namespace faultloop {
 namespace {
 
-using faultloop::testing::PoolBaselineTest;
+using faultloop::testing::FaultTest;
 
 std::span<const char> bytes_of(std::string_view s) { return {s.data(), s.size()}; }
 std::string str(std::span<const char> s) { return {s.data(), s.size()}; }
@@ -47,15 +47,15 @@ int iovec_count(const LinkBuffer& buffer) {
 // Deterministic stream content for the thread tests.
 char pattern(uint64_t i) { return static_cast<char>((i * 131u) ^ (i >> 11)); }
 
-class ErrcMessageTest : public PoolBaselineTest {};
-class ResultAccessTest : public PoolBaselineTest {};
-class LinkBufferReadTest : public PoolBaselineTest {};
-class LinkBufferSliceTest : public PoolBaselineTest {};
-class LinkBufferMallocTest : public PoolBaselineTest {};
-class LinkBufferBookTest : public PoolBaselineTest {};
-class LinkBufferNoCopyTest : public PoolBaselineTest {};
-class LinkBufferAppendTest : public PoolBaselineTest {};
-class LinkBufferThreadTest : public PoolBaselineTest {};
+class ErrcMessageTest : public FaultTest {};
+class ResultAccessTest : public FaultTest {};
+class LinkBufferReadTest : public FaultTest {};
+class LinkBufferSliceTest : public FaultTest {};
+class LinkBufferMallocTest : public FaultTest {};
+class LinkBufferBookTest : public FaultTest {};
+class LinkBufferNoCopyTest : public FaultTest {};
+class LinkBufferAppendTest : public FaultTest {};
+class LinkBufferThreadTest : public FaultTest {};
 using LinkBufferDeathTest = LinkBufferReadTest;
 
 // ---- Errc and Result ---------------------------------------------------------------------

@@ -5,16 +5,16 @@
 #include <thread>
 #include <vector>
 
-#include "reactor/tests/pool_baseline.h"
+#include "harness/testing/fault_test.h"
 
 namespace faultloop {
 namespace {
 
-using faultloop::testing::PoolBaselineTest;
+using faultloop::testing::FaultTest;
 
-class NodePoolClassTest : public PoolBaselineTest {};
-class NodePoolCounterTest : public PoolBaselineTest {};
-class NodePoolCacheTest : public PoolBaselineTest {};
+class NodePoolClassTest : public FaultTest {};
+class NodePoolCounterTest : public FaultTest {};
+class NodePoolCacheTest : public FaultTest {};
 using NodePoolDeathTest = NodePoolCounterTest;
 
 TEST_F(NodePoolClassTest, SizesRoundUpToPowerOfTwoClasses) {
