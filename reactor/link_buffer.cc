@@ -212,7 +212,11 @@ char* LinkBuffer::cache_alloc(size_t n) {
   return static_cast<char*>(p);
 }
 
-Result<std::span<const char>> LinkBuffer::next(size_t n) {
+Result<std::span<const char>> LinkBuffer::next(size_t n) { return view(n, /*consume=*/true); }
+
+Result<std::span<const char>> LinkBuffer::peek(size_t n) { return view(n, /*consume=*/false); }
+
+Result<std::span<const char>> LinkBuffer::view(size_t n, bool consume) {
   if (n > len()) {
     return Errc::kNotEnough;
   }
@@ -222,33 +226,21 @@ Result<std::span<const char>> LinkBuffer::next(size_t n) {
   settle();
   Node* r = read_;
   if (r->end.load(std::memory_order_relaxed) - r->off >= n) {
-    const char* p = r->buf + r->off;
-    r->off += n;
-    len_.fetch_sub(n, std::memory_order_acq_rel);
+    const char* p = r->buf + r->off;  // contiguous in one node: no copy
+    if (consume) {
+      r->off += n;
+      len_.fetch_sub(n, std::memory_order_acq_rel);
+    }
     return std::span<const char>(p, n);
   }
-  char* copy = cache_alloc(n);
+  char* copy = cache_alloc(n);  // spans nodes: one copy, freed at release()
   copy_out(n, copy);
-  advance(n);
+  if (consume) {
+    advance(n);
+  }
   return std::span<const char>(copy, n);
 }
 
-Result<std::span<const char>> LinkBuffer::peek(size_t n) {
-  if (n > len()) {
-    return Errc::kNotEnough;
-  }
-  if (n == 0) {
-    return std::span<const char>{};
-  }
-  settle();
-  Node* r = read_;
-  if (r->end.load(std::memory_order_relaxed) - r->off >= n) {
-    return std::span<const char>(r->buf + r->off, n);
-  }
-  char* copy = cache_alloc(n);
-  copy_out(n, copy);
-  return std::span<const char>(copy, n);
-}
 
 std::error_code LinkBuffer::skip(size_t n) {
   if (n > len()) {

@@ -150,6 +150,8 @@ class LinkBuffer {
   void settle() noexcept;
   void advance(size_t n) noexcept;
   void copy_out(size_t n, char* dst) const noexcept;
+  // next() (consume) and peek(): n readable bytes, contiguous (copied when they span nodes).
+  Result<std::span<const char>> view(size_t n, bool consume);
   char* cache_alloc(size_t n);
   void flush_pending() noexcept;
   std::error_code write_copy(std::span<const char> data);

@@ -46,41 +46,8 @@ namespace {
 
 using faults::ViolationKind;
 using ::testing::HasSubstr;
+using testing::EpollSet;
 using testing::SeamSocketPair;
-
-/// An epoll set made through the seam; closes itself through the seam.
-class EpollSet {
- public:
-  EpollSet() : epfd_(sys::epoll_create1(EPOLL_CLOEXEC)) {}
-  ~EpollSet() {
-    if (epfd_ >= 0) {
-      sys::close(epfd_);
-    }
-  }
-  EpollSet(const EpollSet&) = delete;
-  EpollSet& operator=(const EpollSet&) = delete;
-
-  int fd() const { return epfd_; }
-
-  bool add(int fd, uint32_t events, uint64_t data) {
-    epoll_event ev{};
-    ev.events = events;
-    ev.data.u64 = data;
-    return sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0;
-  }
-
-  /// One sys::epoll_wait; the entries it returned.
-  std::vector<epoll_event> wait(int timeout_ms, int maxevents = 16) {
-    std::vector<epoll_event> evs(static_cast<size_t>(maxevents));
-    const int n = sys::epoll_wait(epfd_, evs.data(), maxevents, timeout_ms);
-    EXPECT_GE(n, 0) << "errno " << errno;
-    evs.resize(n < 0 ? 0 : static_cast<size_t>(n));
-    return evs;
-  }
-
- private:
-  int epfd_ = -1;
-};
 
 bool fd_state_armed() { return (faults::armed_reasons() & faults::kArmFdState) != 0; }
 

@@ -1,5 +1,7 @@
 #include "reactor/tests/test_sockets.h"
 
+#include <gtest/gtest.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -181,6 +183,29 @@ std::string temp_path(std::string_view stem) {
   path += stem;
   path += "-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
   return path;
+}
+
+EpollSet::EpollSet() : epfd_(sys::epoll_create1(EPOLL_CLOEXEC)) {}
+
+EpollSet::~EpollSet() {
+  if (epfd_ >= 0) {
+    sys::close(epfd_);
+  }
+}
+
+bool EpollSet::add(int fd, uint32_t events, uint64_t data) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = data;
+  return sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
+std::vector<epoll_event> EpollSet::wait(int timeout_ms, int maxevents) {
+  std::vector<epoll_event> evs(static_cast<size_t>(maxevents));
+  const int n = sys::epoll_wait(epfd_, evs.data(), maxevents, timeout_ms);
+  EXPECT_GE(n, 0) << "errno " << errno;
+  evs.resize(n < 0 ? 0 : static_cast<size_t>(n));
+  return evs;
 }
 
 }  // namespace faultloop::testing

@@ -4,9 +4,12 @@
 // peer end is raw POSIX and never goes through the seam (faults are for the system under test).
 #pragma once
 
+#include <sys/epoll.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace faultloop::testing {
 
@@ -71,5 +74,26 @@ bool wait_raw(int fd, short events, int timeout_ms);
 /// A fresh path under $TMPDIR (or /tmp) for a test file: "<dir>/faultloop-<stem>-<pid>-<n>".
 /// The file is not created.
 std::string temp_path(std::string_view stem);
+
+/// An epoll set made through the seam (sys::epoll_create1), closed through the seam.
+class EpollSet {
+ public:
+  EpollSet();
+  ~EpollSet();
+  EpollSet(const EpollSet&) = delete;
+  EpollSet& operator=(const EpollSet&) = delete;
+
+  /// The epoll fd.
+  int fd() const { return epfd_; }
+
+  /// sys::epoll_ctl ADD of `fd` with `events` and data.u64 = `data`; true on success.
+  bool add(int fd, uint32_t events, uint64_t data);
+
+  /// One sys::epoll_wait; the entries it returned (a failed call is a test failure).
+  std::vector<epoll_event> wait(int timeout_ms, int maxevents = 16);
+
+ private:
+  int epfd_ = -1;
+};
 
 }  // namespace faultloop::testing
