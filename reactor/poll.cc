@@ -364,11 +364,13 @@ void Poll::loop() {
     const int n = sys::epoll_wait(epfd_, events_.data(), static_cast<int>(events_.size()),
                                   timeout);
     const int err = errno;
-    bool worked = false;
     if (n < 0 && err != EINTR) {
       FAULTLOOP_LOG(kError, "fl-poll-{}: epoll_wait: {}", options_.index,
                     std::error_code(err, std::system_category()).message());
     }
+    // The wheel's "now" moves first: timers due run, and timers that handlers and tasks add
+    // below count from the time the loop woke up, not from before it slept (never early).
+    bool worked = timers_.advance(clock_->now()) > 0;
     for (int i = 0; i < n; ++i) {
       worked |= handle(events_[static_cast<std::size_t>(i)]);
     }
@@ -383,7 +385,6 @@ void Poll::loop() {
     worked |= !hups_.empty();
     hups_.clear();
     worked |= run_tasks();
-    worked |= timers_.advance(clock_->now()) > 0;
     released_.clear();  // nothing of this iteration names them any more
     if (n == static_cast<int>(events_.size())) {
       events_.resize(events_.size() * 2);  // a full batch: more may be waiting

@@ -17,12 +17,15 @@
 
 #include "harness/testing/fault_test.h"
 #include "reactor/poll_manager.h"
+#include "reactor/tests/loop_helpers.h"
 #include "reactor/sys/sys.h"
 
 namespace faultloop {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::eventually;
+using testing::on_loop;
 
 /// A socketpair: `sut` through the seam (adopted), `peer` raw. Closes what is left.
 struct Pair {
@@ -123,28 +126,6 @@ class EchoProbe : public FDOperator {
   int acks_ = 0;
   std::atomic<int> hups_{0};
 };
-
-/// Polls `cond` every millisecond for up to `limit`.
-template <class Cond>
-bool eventually(Cond cond, std::chrono::milliseconds limit = 5000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) {
-      return true;
-    }
-    std::this_thread::sleep_for(1ms);
-  }
-  return cond();
-}
-
-/// Runs `fn` on the loop and waits for it.
-template <class Fn>
-auto on_loop(Poll& poll, Fn fn) {
-  std::packaged_task<decltype(fn())()> task(std::move(fn));
-  auto done = task.get_future();
-  poll.queue_in_loop([&task] { task(); });
-  return done.get();
-}
 
 class PollTest : public testing::FaultTest, public ::testing::WithParamInterface<TriggerMode> {
  protected:
