@@ -16,6 +16,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -46,6 +47,7 @@
   X(getsockname, ENOBUFS, kFdActions, kTraitNone)                              \
   X(getsockopt, ENOBUFS, kFdActions, kTraitSockopt)                            \
   X(listen, EADDRINUSE, kFdActions, kTraitNone)                                \
+  X(lstat, ENOENT, kFdActions, kTraitNone)                                     \
   X(open, EMFILE, kFdActions, kTraitCreatesFd)                                 \
   X(read, EAGAIN, kIoActions, kTraitReads | kTraitSocketIo)                    \
   X(readv, EAGAIN, kIoActions, kTraitReads | kTraitSocketIo)                   \
@@ -54,6 +56,7 @@
   X(setsockopt, ENOMEM, kFdActions, kTraitNone)                                \
   X(shutdown, ENOTCONN, kFdActions, kTraitNone)                                \
   X(socket, EMFILE, kFdActions, kTraitCreatesFd)                               \
+  X(unlink, EACCES, kFdActions, kTraitNone)                                    \
   X(write, EAGAIN, kIoActions, kTraitWrites | kTraitSocketIo)                  \
   X(writev, EAGAIN, kIoActions, kTraitWrites | kTraitSocketIo)
 
@@ -92,6 +95,9 @@ int getsockname(int fd, sockaddr* addr, socklen_t* addrlen);
 int getsockopt(int fd, int level, int name, void* value, socklen_t* len);
 /// listen(2). Callers treat every errno as a configuration error.
 int listen(int fd, int backlog);
+/// lstat(2): a unix socket path's file type before the listener removes a stale one. Callers
+/// handle ENOENT (nothing there) and treat other errnos as "do not touch the path".
+int lstat(const char* path, struct stat* st);
 /// open(2) (mode is used with O_CREAT / O_TMPFILE). Callers handle EMFILE, ENFILE, ENOENT,
 /// EACCES.
 int open(const char* path, int flags, mode_t mode = 0);
@@ -110,6 +116,9 @@ int setsockopt(int fd, int level, int name, const void* value, socklen_t len);
 int shutdown(int fd, int how);
 /// socket(2). Callers handle EMFILE, ENFILE, ENOBUFS, ENOMEM, EAFNOSUPPORT.
 int socket(int domain, int type, int protocol);
+/// unlink(2): a unix listener removes its own socket path (and a stale one when asked).
+/// Callers handle ENOENT (already gone) and log the rest.
+int unlink(const char* path);
 /// write(2) (eventfd signalling and pipes). Callers handle EAGAIN, EINTR, EPIPE, ECONNRESET
 /// and a short count.
 ssize_t write(int fd, const void* buf, size_t count);

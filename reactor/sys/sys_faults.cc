@@ -258,6 +258,14 @@ namespace {
   return plain_armed(g_points.listen, fd, [&] { return ::listen(fd, backlog); });
 }
 
+[[gnu::noinline]] int lstat_armed(const char* path, struct stat* st) {
+  return plain_armed(g_points.lstat, -1, [&] { return ::lstat(path, st); });
+}
+
+[[gnu::noinline]] int unlink_armed(const char* path) {
+  return plain_armed(g_points.unlink, -1, [&] { return ::unlink(path); });
+}
+
 [[gnu::noinline]] int open_armed(const char* path, int flags, mode_t mode) {
   return create_armed(g_points.open, -1, [&] { return ::open(path, flags, mode); });
 }
@@ -455,6 +463,20 @@ int listen(int fd, int backlog) {
     return ::listen(fd, backlog);
   }
   return listen_armed(fd, backlog);
+}
+
+int lstat(const char* path, struct stat* st) {
+  if (!f::armed()) [[likely]] {
+    return ::lstat(path, st);
+  }
+  return lstat_armed(path, st);
+}
+
+int unlink(const char* path) {
+  if (!f::armed()) [[likely]] {
+    return ::unlink(path);
+  }
+  return unlink_armed(path);
 }
 
 int open(const char* path, int flags, mode_t mode) {

@@ -58,6 +58,7 @@ inline int getsockopt(int fd, int level, int name, void* value, socklen_t* len) 
   return ::getsockopt(fd, level, name, value, len);
 }
 inline int listen(int fd, int backlog) { return ::listen(fd, backlog); }
+inline int lstat(const char* path, struct stat* st) { return ::lstat(path, st); }
 inline int open(const char* path, int flags, mode_t mode) {
   return detail::count_open(::open(path, flags, mode));
 }
@@ -74,6 +75,7 @@ inline int shutdown(int fd, int how) { return ::shutdown(fd, how); }
 inline int socket(int domain, int type, int protocol) {
   return detail::count_open(::socket(domain, type, protocol));
 }
+inline int unlink(const char* path) { return ::unlink(path); }
 inline ssize_t write(int fd, const void* buf, size_t count) { return ::write(fd, buf, count); }
 inline ssize_t writev(int fd, const iovec* iov, int iovcnt) {
   return ::writev(fd, iov, iovcnt);
