@@ -124,7 +124,7 @@ Result<std::shared_ptr<Listener>> Listener::listen(const Address& address,
 }
 
 Listener::Listener(int fd, Address local, ListenerOptions options, bool owns_path)
-    : FDOperator(fd),
+    : FDOperator(fd, /*reads_itself=*/true),
       local_(std::move(local)),
       options_(options),
       owns_path_(owns_path),
@@ -316,7 +316,7 @@ void Listener::pause_in_loop(const char* why) noexcept {
 void Listener::arm_retry_in_loop() noexcept {
   Poll* loop = loop_.load(std::memory_order_relaxed);
   loop->assert_in_loop_thread();
-  retry_timer_ = loop->timers().add(backoff_, [weak = weak_from_this()] {
+  retry_timer_ = loop->add_timer(backoff_, [weak = weak_from_this()] {
     if (auto self = weak.lock()) {
       self->retry_in_loop();
     }

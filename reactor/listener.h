@@ -117,9 +117,7 @@ class Listener : public FDOperator, public std::enable_shared_from_this<Listener
   /// Retry timer firings that found resources still short.
   uint64_t failed_retries() const { return failed_retries_.load(std::memory_order_relaxed); }
 
-  /// FDOperator: the Listener accepts for itself.
-  bool reads_itself() const override { return true; }
-  /// FDOperator: EPOLLIN — accept a batch.
+  /// FDOperator: EPOLLIN — accept a batch (the Listener reads for itself).
   void on_read() noexcept override;
   /// FDOperator: EPOLLHUP/EPOLLERR on a listening socket (it was shut down under us): the
   /// poll detached it; try again through the retry timer.

@@ -41,6 +41,10 @@ const char* poll_event_name(PollEvent event) {
       return "R2RW";
     case PollEvent::kRW2R:
       return "RW2R";
+    case PollEvent::kPauseRead:
+      return "PauseRead";
+    case PollEvent::kResumeRead:
+      return "ResumeRead";
     case PollEvent::kDetach:
       return "Detach";
   }
@@ -73,7 +77,14 @@ Result<std::unique_ptr<Poll>> Poll::create(PollOptions options) {
     sys::close(epfd);
     return std::error_code(err, std::system_category());
   }
-  return std::unique_ptr<Poll>(new Poll(std::move(options), std::move(clock), epfd, wake_fd));
+  try {
+    return std::unique_ptr<Poll>(new Poll(std::move(options), std::move(clock), epfd, wake_fd));
+  } catch (...) {
+    // Bad timer options or no memory: nothing may be left open.
+    sys::close(wake_fd);
+    sys::close(epfd);
+    throw;
+  }
 }
 
 Poll::Poll(PollOptions options, std::shared_ptr<const Clock> clock, int epfd, int wake_fd)
@@ -134,49 +145,97 @@ TimerWheel& Poll::timers() {
   return timers_;
 }
 
-uint32_t Poll::interest(PollEvent event) const {
+TimerId Poll::add_timer(Duration delay, TimerWheel::Callback cb) {
+  assert_in_loop_thread();
+  // The wheel counts from when the loop last woke up; a handler may have run since.
+  const Duration since_wake = std::max(Duration::zero(), clock_->now() - timers_.now());
+  return timers_.add(delay + since_wake, std::move(cb));
+}
+
+bool Poll::reset_timer(TimerId id, Duration delay) {
+  assert_in_loop_thread();
+  const Duration since_wake = std::max(Duration::zero(), clock_->now() - timers_.now());
+  return timers_.reset(id, delay + since_wake);
+}
+
+uint32_t Poll::interest(const FDOperator& op) const {
   if (options_.trigger == TriggerMode::kEdge) {
-    return EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    // Registered once; a MOD with the same mask re-arms (kResumeRead).
+    return op.connecting_ ? EPOLLOUT | EPOLLRDHUP | EPOLLET
+                          : EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   }
-  switch (event) {
-    case PollEvent::kReadable:
-    case PollEvent::kRW2R:
-      return EPOLLIN | EPOLLRDHUP;
-    case PollEvent::kWritable:
-      return EPOLLOUT | EPOLLRDHUP;
-    case PollEvent::kR2RW:
-      return EPOLLIN | EPOLLOUT | EPOLLRDHUP;
-    case PollEvent::kDetach:
-      break;
+  if (op.connecting_) {
+    return EPOLLOUT | EPOLLRDHUP;
   }
-  return 0;
+  return (op.reading_ ? EPOLLIN | EPOLLRDHUP : 0u) | (op.writing_ ? EPOLLOUT : 0u);
 }
 
 std::error_code Poll::control(const std::shared_ptr<FDOperator>& op, PollEvent event) {
+  if (in_loop_thread()) {
+    return control_in_loop(op, event);
+  }
+  // The registration state is the loop's: hand the switch over. `op` stays alive in the task.
+  queue_in_loop([this, op, event] {
+    const bool registers = event == PollEvent::kReadable || event == PollEvent::kWritable;
+    if (!registers && op->poll_ != this) {
+      return;  // detached meanwhile: a late R2RW/RW2R/Detach has nothing to do
+    }
+    if (const std::error_code ec = control_in_loop(op, event)) {
+      FAULTLOOP_LOG(kWarn, "fl-poll-{}: {} of fd {} failed: {}", options_.index,
+                    poll_event_name(event), op->fd(), ec.message());
+    }
+  });
+  return {};
+}
+
+std::error_code Poll::control_in_loop(const std::shared_ptr<FDOperator>& op, PollEvent event) {
+  FDOperator& o = *op;
+  const bool registered_here = o.poll_ == this;
+  switch (event) {
+    case PollEvent::kReadable:
+      if (registered_here && o.connecting_) {
+        o.connecting_ = false;  // the connect is done: read from now on
+        o.reading_ = true;
+        o.writing_ = false;
+        return modify_in_loop(o, /*force=*/true);
+      }
+      [[fallthrough]];
+    case PollEvent::kWritable:
+      if (o.poll_ != nullptr) {
+        return std::make_error_code(std::errc::invalid_argument);
+      }
+      o.connecting_ = event == PollEvent::kWritable;
+      o.reading_ = event == PollEvent::kReadable;
+      o.writing_ = false;
+      return add_in_loop(op);
+    case PollEvent::kDetach:
+      if (!registered_here) {
+        return std::make_error_code(std::errc::invalid_argument);
+      }
+      detach_in_loop(o);
+      return {};
+    case PollEvent::kR2RW:
+    case PollEvent::kRW2R:
+    case PollEvent::kPauseRead:
+    case PollEvent::kResumeRead:
+      break;
+  }
+  if (!registered_here) {
+    return std::make_error_code(std::errc::invalid_argument);
+  }
+  if (event == PollEvent::kR2RW || event == PollEvent::kRW2R) {
+    o.writing_ = event == PollEvent::kR2RW;
+    return modify_in_loop(o, /*force=*/false);
+  }
+  o.reading_ = event == PollEvent::kResumeRead;
+  // Edge mode: resuming must re-arm, so input that arrived while paused is reported again.
+  return modify_in_loop(o, /*force=*/event == PollEvent::kResumeRead);
+}
+
+std::error_code Poll::add_in_loop(const std::shared_ptr<FDOperator>& op) {
   FDOperator& o = *op;
   const int fd = o.fd();
-  if (event == PollEvent::kR2RW || event == PollEvent::kRW2R) {
-    // Any thread: one MOD of a registration the loop owns. Edge mode registered OUT at once.
-    if (options_.trigger == TriggerMode::kEdge) {
-      return {};
-    }
-    epoll_event ev{};
-    ev.events = interest(event);
-    ev.data.u64 = pack(fd, o.generation_);
-    if (sys::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) != 0) {
-      return std::error_code(errno, std::system_category());
-    }
-    return {};
-  }
-  assert_in_loop_thread();
-  if (event == PollEvent::kDetach) {
-    if (o.poll_ != this) {
-      return std::make_error_code(std::errc::invalid_argument);
-    }
-    detach_in_loop(o);
-    return {};
-  }
-  if (fd < 0 || fd >= kMaxFd || o.poll_ != nullptr) {
+  if (fd < 0 || fd >= kMaxFd) {
     return std::make_error_code(std::errc::invalid_argument);
   }
   if (static_cast<std::size_t>(fd) >= slots_.size()) {
@@ -188,7 +247,7 @@ std::error_code Poll::control(const std::shared_ptr<FDOperator>& op, PollEvent e
   }
   const uint32_t generation = slot.generation + 1;
   epoll_event ev{};
-  ev.events = interest(event);
+  ev.events = interest(o);
   ev.data.u64 = pack(fd, generation);
   if (sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
     return std::error_code(errno, std::system_category());
@@ -200,6 +259,21 @@ std::error_code Poll::control(const std::shared_ptr<FDOperator>& op, PollEvent e
   o.events_ = ev.events;
   o.hup_queued_ = false;
   ++registered_;
+  return {};
+}
+
+std::error_code Poll::modify_in_loop(FDOperator& op, bool force) {
+  const uint32_t events = interest(op);
+  if (events == op.events_ && !force) {
+    return {};  // nothing changes: no system call
+  }
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = pack(op.fd(), op.generation_);
+  if (sys::epoll_ctl(epfd_, EPOLL_CTL_MOD, op.fd(), &ev) != 0) {
+    return std::error_code(errno, std::system_category());
+  }
+  op.events_ = events;
   return {};
 }
 
@@ -234,17 +308,27 @@ void Poll::queue_in_loop(Task task) {
 }
 
 void Poll::wake() {
-  if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
-    const uint64_t one = 1;
-    // EAGAIN: the counter is full, so the loop will wake anyway.
-    [[maybe_unused]] const ssize_t n = sys::write(wake_fd_, &one, sizeof one);
+  if (wake_pending_.exchange(true, std::memory_order_acq_rel)) {
+    return;  // a wake-up is on its way
+  }
+  const uint64_t one = 1;
+  ssize_t n;
+  do {
+    n = sys::write(wake_fd_, &one, sizeof one);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    // The next wake() must try again, or every later one would be skipped (a lost wake-up).
+    // EAGAIN means the counter is full: the loop wakes anyway.
+    wake_pending_.store(false, std::memory_order_release);
   }
 }
 
 void Poll::drain_wake() {
+  // Cleared before the read: a wake() racing with us writes again, and its task is already
+  // queued, so this iteration's run_tasks() or the next wait sees it.
+  wake_pending_.exchange(false, std::memory_order_acq_rel);
   uint64_t value = 0;
   [[maybe_unused]] const ssize_t n = sys::read(wake_fd_, &value, sizeof value);
-  wake_pending_.store(false, std::memory_order_release);
 }
 
 bool Poll::run_tasks() {
@@ -256,10 +340,33 @@ bool Poll::run_tasks() {
     running_.swap(tasks_);
   }
   for (Task& task : running_) {
-    task();
+    try {
+      task();
+    } catch (const std::exception& e) {
+      exceptions_.fetch_add(1, std::memory_order_relaxed);
+      FAULTLOOP_LOG(kError, "fl-poll-{}: a task threw: {}", options_.index, e.what());
+    } catch (...) {
+      exceptions_.fetch_add(1, std::memory_order_relaxed);
+      FAULTLOOP_LOG(kError, "fl-poll-{}: a task threw a non-exception", options_.index);
+    }
   }
   running_.clear();
   return true;
+}
+
+std::size_t Poll::run_timers() {
+  std::size_t ran = 0;
+  while (true) {
+    try {
+      return ran + timers_.advance(clock_->now());
+    } catch (...) {
+      // The callback that threw has left the wheel; the other expired ones run next round
+      // of this loop.
+      exceptions_.fetch_add(1, std::memory_order_relaxed);
+      FAULTLOOP_LOG(kError, "fl-poll-{}: a timer callback threw", options_.index);
+      ++ran;
+    }
+  }
 }
 
 int Poll::wait_timeout_ms() {
@@ -280,11 +387,24 @@ void Poll::read_into(FDOperator& op, bool drain) {
   do {
     const int n = op.inputs(std::span<iovec>(iov, kIovecs));
     if (n <= 0) {
-      return;  // no room (reads paused): level mode reports again once there is
+      // No room: pause reading, or level mode would report the same input forever (a spin).
+      // The operator resumes with kResumeRead once it has room.
+      op.reading_ = false;
+      modify_in_loop(op, /*force=*/false);
+      return;
     }
     const io_ops::IoResult r = io_ops::readv(op.fd(), std::span<const iovec>(iov, size_t(n)));
     op.input_ack(r);
-    if (!r.is_done() || op.poll_ != this) {
+    if (op.poll_ != this) {
+      return;  // the operator detached itself
+    }
+    if (r.is_eof()) {
+      // End of input is reported forever in level mode: stop asking. HUP/ERR still come.
+      op.reading_ = false;
+      modify_in_loop(op, /*force=*/false);
+      return;
+    }
+    if (!r.is_done()) {
       return;
     }
   } while (drain);
@@ -295,7 +415,9 @@ void Poll::write_from(FDOperator& op) {
   while (true) {
     const int n = op.outputs(std::span<iovec>(iov, kIovecs));
     if (n <= 0) {
-      return;  // nothing pending; the operator switched back to RW2R itself
+      op.writing_ = false;  // nothing pending: RW2R, or level mode reports OUT forever
+      modify_in_loop(op, /*force=*/false);
+      return;
     }
     const io_ops::IoResult r = io_ops::sendmsg(op.fd(), std::span<const iovec>(iov, size_t(n)));
     op.output_ack(r);
@@ -308,7 +430,7 @@ void Poll::write_from(FDOperator& op) {
 void Poll::queue_hup(FDOperator& op) {
   if (!op.hup_queued_) {
     op.hup_queued_ = true;
-    hups_.push_back(&op);
+    hups_.emplace_back(&op, op.generation_);
   }
 }
 
@@ -328,28 +450,23 @@ bool Poll::handle(const epoll_event& ev) {
   }
   FDOperator& op = *slot.op;  // the slot's reference keeps it alive through this event
   const uint32_t e = ev.events;
-  if ((e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0 &&
-      (op.events_ & EPOLLOUT) != 0 && (op.events_ & EPOLLIN) == 0) {
-    // Registered Writable: a connect in progress. Success and failure both end it here.
+  if (op.connecting_) {
+    // Registered kWritable: a connect in progress. Success and failure both end it here.
     op.on_connect_ready();
     return true;
   }
-  if ((e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
+  const bool hangup = (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+  if (((e & EPOLLIN) != 0 || hangup) && op.reading_) {
     // Input first, even with a hang-up in the same event: every byte before a FIN or RST is
     // delivered (netpoll #278, gnet #531).
     if (op.reads_itself()) {
       op.on_read();
     } else {
-      read_into(op, options_.trigger == TriggerMode::kEdge ||
-                        (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
+      read_into(op, options_.trigger == TriggerMode::kEdge || hangup);
     }
   }
-  if (op.poll_ == this && (e & EPOLLOUT) != 0) {
-    if (op.reads_itself()) {
-      op.on_connect_ready();
-    } else {
-      write_from(op);
-    }
+  if (op.poll_ == this && (e & EPOLLOUT) != 0 && !op.reads_itself()) {
+    write_from(op);
   }
   if (op.poll_ == this && (e & (EPOLLHUP | EPOLLERR)) != 0) {
     queue_hup(op);
@@ -365,19 +482,22 @@ void Poll::loop() {
                                   timeout);
     const int err = errno;
     if (n < 0 && err != EINTR) {
+      // EBADF, EFAULT, EINVAL: a programming error (the seam's errno contract); going round
+      // again would be a busy loop and a log flood (muduo #286).
       FAULTLOOP_LOG(kError, "fl-poll-{}: epoll_wait: {}", options_.index,
                     std::error_code(err, std::system_category()).message());
+      std::abort();
     }
     // The wheel's "now" moves first: timers due run, and timers that handlers and tasks add
     // below count from the time the loop woke up, not from before it slept (never early).
-    bool worked = timers_.advance(clock_->now()) > 0;
+    bool worked = run_timers() > 0;
     for (int i = 0; i < n; ++i) {
       worked |= handle(events_[static_cast<std::size_t>(i)]);
     }
     // Hang-ups of the round are detached together, then reported (netpoll onhups).
-    for (FDOperator* op : hups_) {
+    for (auto [op, generation] : hups_) {
       op->hup_queued_ = false;
-      if (op->poll_ == this) {
+      if (op->poll_ == this && op->generation_ == generation) {  // not re-registered since
         detach_in_loop(*op);  // its reference waits in released_ until the iteration ends
         op->on_hup();
       }
@@ -385,7 +505,11 @@ void Poll::loop() {
     worked |= !hups_.empty();
     hups_.clear();
     worked |= run_tasks();
-    released_.clear();  // nothing of this iteration names them any more
+    // Nothing of this iteration names them any more. Swapped out first: a destructor may
+    // detach another operator and append to released_.
+    std::vector<std::shared_ptr<FDOperator>> done;
+    done.swap(released_);
+    done.clear();
     if (n == static_cast<int>(events_.size())) {
       events_.resize(events_.size() * 2);  // a full batch: more may be waiting
     }

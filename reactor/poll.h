@@ -8,9 +8,11 @@
 // netpoll #142). Hang-ups found in a round are detached together at its end; released operators
 // are dropped only at the end of the loop iteration (muduo queueInLoop(connectDestroyed)).
 //
-// Threads: control(kReadable | kWritable | kDetach) and timers() are loop-thread only
-// (`_in_loop` contract, asserted); control(kR2RW | kRW2R) may come from any thread (one
-// epoll_ctl MOD); run_in_loop/queue_in_loop hand work to the loop from anywhere.
+// Threads: control() may be called from any thread; off the loop thread it is queued to the
+// loop (the registration state is the loop's alone, so a late R2RW can never touch a number
+// that was detached and reused meanwhile). timers() is loop-thread only (asserted).
+// run_in_loop/queue_in_loop hand work to the loop from anywhere. Tasks and timer callbacks
+// that throw are caught, counted and logged: the loop survives (DESIGN "Handlers may throw").
 #pragma once
 
 #include <sys/epoll.h>
@@ -23,6 +25,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "reactor/clock.h"
@@ -67,10 +70,11 @@ class Poll {
   /// unless called on it. Idempotent.
   void stop();
 
-  /// Registers, switches or deregisters `op` (netpoll Control). kReadable/kWritable/kDetach:
-  /// loop thread only; kR2RW/kRW2R: any thread (level mode; no-ops in edge mode). Errors: the
-  /// errno of epoll_ctl; registering an operator already registered, or with an fd beyond the
-  /// table (2^20), is std::errc::invalid_argument.
+  /// Registers, switches or deregisters `op` (netpoll Control). On the loop thread it runs at
+  /// once and returns the error: the errno of epoll_ctl; registering an operator already
+  /// registered, an fd beyond the table (2^20), or switching an operator not registered here
+  /// is std::errc::invalid_argument. From another thread it is queued to the loop and returns
+  /// {}; a failure there is logged, and a switch of an operator detached meanwhile is dropped.
   std::error_code control(const std::shared_ptr<FDOperator>& op, PollEvent event);
 
   /// Runs `task` now if called on the loop thread, else queues it and wakes the loop.
@@ -79,8 +83,16 @@ class Poll {
   /// Queues `task` to run after the current round's events, and wakes the loop if needed.
   void queue_in_loop(Task task);
 
-  /// The loop's timer wheel, driven by its clock (loop thread only).
+  /// The loop's timer wheel, driven by its clock (loop thread only). Its "now" is the time the
+  /// loop last woke up; add_timer()/reset_timer() count from the clock instead.
   TimerWheel& timers();
+
+  /// Arms a timer `delay` from now by the loop's clock, never earlier (loop thread only).
+  TimerId add_timer(Duration delay, TimerWheel::Callback cb);
+
+  /// Re-arms `id` `delay` from now by the loop's clock (loop thread only); false if it was not
+  /// pending.
+  bool reset_timer(TimerId id, Duration delay);
 
   /// True on the thread running the loop.
   bool in_loop_thread() const {
@@ -102,6 +114,9 @@ class Poll {
   /// Operators registered now (loop thread, or after the loop stopped).
   std::size_t registered() const { return registered_; }
 
+  /// Tasks and timer callbacks that threw (caught by the loop).
+  uint64_t exceptions() const { return exceptions_.load(std::memory_order_relaxed); }
+
   /// Loop iterations so far, and iterations that handled no event, task, hang-up or timer
   /// (a timeout that ran out early, a wake-up for nothing): a loop that spins shows a fast
   /// growing idle count.
@@ -122,12 +137,16 @@ class Poll {
   void read_into(FDOperator& op, bool drain);
   void write_from(FDOperator& op);
   void queue_hup(FDOperator& op);
+  std::error_code control_in_loop(const std::shared_ptr<FDOperator>& op, PollEvent event);
+  std::error_code add_in_loop(const std::shared_ptr<FDOperator>& op);
+  std::error_code modify_in_loop(FDOperator& op, bool force);
   void detach_in_loop(FDOperator& op);
   bool run_tasks();
+  std::size_t run_timers();
   void wake();
   void drain_wake();
   int wait_timeout_ms();
-  uint32_t interest(PollEvent event) const;
+  uint32_t interest(const FDOperator& op) const;
 
   PollOptions options_;
   std::shared_ptr<const Clock> clock_;
@@ -135,7 +154,7 @@ class Poll {
   int wake_fd_;
   std::vector<Slot> slots_;                  // indexed by fd
   std::vector<epoll_event> events_;
-  std::vector<FDOperator*> hups_;            // this round's hang-ups
+  std::vector<std::pair<FDOperator*, uint32_t>> hups_;  // this round's hang-ups (+generation)
   std::vector<std::shared_ptr<FDOperator>> released_;  // dropped at the end of the iteration
   std::size_t registered_ = 0;
   TimerWheel timers_;
@@ -149,6 +168,7 @@ class Poll {
   std::thread thread_;
   std::atomic<uint64_t> iterations_{0};
   std::atomic<uint64_t> idle_iterations_{0};
+  std::atomic<uint64_t> exceptions_{0};
 };
 
 }  // namespace faultloop

@@ -3,6 +3,8 @@
 // check covers it; peers are raw.
 #include "reactor/poll.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,6 +13,7 @@
 #include <cstring>
 #include <future>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -230,6 +233,118 @@ TEST_P(PollTest, OutputLeftAfterEagainIsWrittenWhenTheSocketDrains) {
     EXPECT_FALSE(poll_->control(op, PollEvent::kRW2R));
     return poll_->control(op, PollEvent::kDetach);
   }));
+}
+
+/// Takes no input until `room` is set (inputs() returns 0), then reads like EchoProbe.
+class PausingProbe : public EchoProbe {
+ public:
+  using EchoProbe::EchoProbe;
+  std::atomic<bool> room{false};
+  std::atomic<int> asked{0};
+  int inputs(std::span<iovec> out) noexcept override {
+    asked.fetch_add(1);
+    return room.load() ? EchoProbe::inputs(out) : 0;
+  }
+};
+
+TEST_P(PollTest, NoRoomPausesReadingWithoutSpinningUntilResumed) {
+  Pair pair;
+  auto op = std::make_shared<PausingProbe>(pair.sut);
+  ASSERT_FALSE(on_loop(*poll_, [&] { return poll_->control(op, PollEvent::kReadable); }));
+  ASSERT_EQ(::write(pair.peer, "waiting", 7), 7);
+  ASSERT_TRUE(eventually([&] { return op->asked.load() >= 1; }));
+  const uint64_t before = poll_->iterations();
+  std::this_thread::sleep_for(100ms);
+  // Level mode would report the unread input on every wait if reading were not paused.
+  EXPECT_LE(poll_->iterations() - before, 3u);
+  EXPECT_EQ(op->asked.load(), 1);
+  op->room = true;
+  ASSERT_FALSE(on_loop(*poll_, [&] { return poll_->control(op, PollEvent::kResumeRead); }));
+  EXPECT_TRUE(eventually([&] { return op->received() == "waiting"; })) << op->received();
+  ASSERT_FALSE(on_loop(*poll_, [&] { return poll_->control(op, PollEvent::kDetach); }));
+}
+
+TEST_P(PollTest, EndOfInputIsReportedOnceWithoutSpinning) {
+  Pair pair;
+  auto op = std::make_shared<EchoProbe>(pair.sut);
+  ASSERT_FALSE(on_loop(*poll_, [&] { return poll_->control(op, PollEvent::kReadable); }));
+  ASSERT_EQ(::write(pair.peer, "bye", 3), 3);
+  ASSERT_EQ(::shutdown(pair.peer, SHUT_WR), 0);  // a half-close: the sut stays writable
+  ASSERT_TRUE(eventually([&] { return op->eof(); }));
+  EXPECT_EQ(op->received(), "bye");
+  const int acks = op->acks();
+  const uint64_t before = poll_->iterations();
+  std::this_thread::sleep_for(100ms);
+  EXPECT_LE(poll_->iterations() - before, 3u);  // RDHUP is not reported forever
+  EXPECT_EQ(op->acks(), acks);
+  EXPECT_EQ(op->hups(), 0);
+  ASSERT_FALSE(on_loop(*poll_, [&] { return poll_->control(op, PollEvent::kDetach); }));
+}
+
+TEST_P(PollTest, ThrowingTaskAndTimerAreCountedAndTheLoopGoesOn) {
+  poll_->queue_in_loop([] { throw std::runtime_error("task"); });
+  std::promise<void> timer_ran;
+  on_loop(*poll_, [&] {
+    poll_->add_timer(1ms, [] { throw std::runtime_error("timer"); });
+    poll_->add_timer(2ms, [&] { timer_ran.set_value(); });
+    return 0;
+  });
+  EXPECT_EQ(timer_ran.get_future().wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(on_loop(*poll_, [] { return 7; }), 7);
+  EXPECT_EQ(poll_->exceptions(), 2u);
+}
+
+TEST_P(PollTest, TimerArmedLateInAnIterationIsNotEarly) {
+  // add_timer counts from the clock, not from when the loop woke up (a slow handler ran first).
+  std::promise<std::chrono::steady_clock::time_point> fired;
+  std::chrono::steady_clock::time_point armed;
+  on_loop(*poll_, [&] {
+    std::this_thread::sleep_for(60ms);  // a slow handler before the timer is armed
+    armed = std::chrono::steady_clock::now();
+    poll_->add_timer(100ms, [&] { fired.set_value(std::chrono::steady_clock::now()); });
+    return 0;
+  });
+  auto f = fired.get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  EXPECT_GE(f.get() - armed, 100ms);
+}
+
+/// Records connect completion.
+class ConnectProbe : public EchoProbe {
+ public:
+  using EchoProbe::EchoProbe;
+  std::atomic<int> ready{0};
+  void on_connect_ready() noexcept override { ready.fetch_add(1); }
+};
+
+TEST_P(PollTest, WritableRegistrationReportsTheConnectThenSwitchesToReading) {
+  const int server = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(server, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(server, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(::listen(server, 4), 0);
+  ASSERT_EQ(::getsockname(server, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int fd = sys::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  const int rc = sys::connect(fd, reinterpret_cast<sockaddr*>(&addr), len);
+  ASSERT_TRUE(rc == 0 || errno == EINPROGRESS) << std::strerror(errno);
+  auto op = std::make_shared<ConnectProbe>(fd);
+  ASSERT_FALSE(on_loop(*poll_, [&] { return poll_->control(op, PollEvent::kWritable); }));
+  ASSERT_TRUE(eventually([&] { return op->ready.load() >= 1; }));
+  const int peer = ::accept4(server, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(peer, 0);
+  ASSERT_FALSE(on_loop(*poll_, [&] { return poll_->control(op, PollEvent::kReadable); }));
+  const int ready_before = op->ready.load();
+  ASSERT_EQ(::write(peer, "hi", 2), 2);
+  EXPECT_TRUE(eventually([&] { return op->received() == "hi"; }));
+  EXPECT_EQ(op->ready.load(), ready_before);  // reading now, not connect events
+  ASSERT_FALSE(on_loop(*poll_, [&] { return poll_->control(op, PollEvent::kDetach); }));
+  sys::close(fd);
+  ::close(peer);
+  ::close(server);
 }
 
 // Level mode only: edge mode registers OUT once, and R2RW is a no-op there.
