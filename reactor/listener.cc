@@ -308,8 +308,16 @@ void Listener::pause_in_loop(const char* why) noexcept {
   }
   pauses_.fetch_add(1, std::memory_order_relaxed);
   paused_.store(true, std::memory_order_release);  // pauses() is counted once paused()
-  FAULTLOOP_LOG(kWarn, "listener {} fd={}: {}; accepting paused, retry in {} ms",
-                local_.to_string(), fd(), why, to_ms(backoff_));
+  accepted_at_pause_ = accepted_.load(std::memory_order_relaxed);
+  // The first pause of a streak is a warning; the repeats of a resource shortage that lasts
+  // are not a log flood.
+  if (backoff_ == options_.min_backoff) {
+    FAULTLOOP_LOG(kWarn, "listener {} fd={}: {}; accepting paused, retry in {} ms",
+                  local_.to_string(), fd(), why, to_ms(backoff_));
+  } else {
+    FAULTLOOP_LOG(kDebug, "listener {} fd={}: {}; accepting paused, retry in {} ms",
+                  local_.to_string(), fd(), why, to_ms(backoff_));
+  }
   arm_retry_in_loop();
 }
 
@@ -334,7 +342,13 @@ void Listener::retry_in_loop() noexcept {
     return;
   }
   if (d != Drain::kOutOfResources && register_in_loop()) {
-    backoff_ = options_.min_backoff;
+    // Back to the shortest backoff only once a connection really came through; a retry that
+    // accepted nothing keeps backing off if the shortage (or a shut-down socket) comes back.
+    if (accepted_.load(std::memory_order_relaxed) != accepted_at_pause_) {
+      backoff_ = options_.min_backoff;
+    } else {
+      backoff_ = std::min<Duration>(backoff_ * 2, options_.max_backoff);
+    }
     resumes_.fetch_add(1, std::memory_order_relaxed);
     paused_.store(false, std::memory_order_release);  // resumes() is counted once !paused()
     FAULTLOOP_LOG(kInfo, "listener {} fd={}: accepting again", local_.to_string(), fd());

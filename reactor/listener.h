@@ -151,6 +151,7 @@ class Listener : public FDOperator, public std::enable_shared_from_this<Listener
   // Loop thread only.
   TimerId retry_timer_;
   Duration backoff_{};
+  uint64_t accepted_at_pause_ = 0;  // accepted_ when the current pause began (loop thread)
   TimePoint last_error_log_{};
   uint64_t suppressed_errors_ = 0;
 
