@@ -151,10 +151,11 @@ void PoolExecutor::execute(Task task) {
       queued_at_max_.fetch_add(1, std::memory_order_relaxed);
     }
   }
-  // Free workers that are not waiting find the task on their own; wake one that is. Without
-  // waiters this costs no system call.
-  work_cv_.notify_one();
   publish_locked();
+  lock.unlock();
+  // Free workers that are not waiting find the task on their own; wake one that is (after the
+  // unlock, so it does not wake into a held mutex). Without waiters this costs no system call.
+  work_cv_.notify_one();
 }
 
 bool PoolExecutor::shutdown(std::chrono::steady_clock::time_point deadline) {

@@ -12,6 +12,7 @@
 #include "reactor/link_buffer.h"
 
 #include <algorithm>
+#include <limits>
 #include <bit>
 #include <cstring>
 #include <new>
@@ -399,6 +400,9 @@ Result<std::span<char>> LinkBuffer::malloc(size_t n) {
   }
   Node* w = write_;
   if (writable_room(w) < n) {
+    if (n > std::numeric_limits<size_t>::max() / 2) {
+      return std::make_error_code(std::errc::value_too_large);  // n + header would wrap
+    }
     w = new_data_node(std::max(n + round16(sizeof(Node)), kMinNodeBytes));
     link_tail(w);
   }
@@ -484,11 +488,17 @@ std::error_code LinkBuffer::write_binary(std::span<const char> data) {
 std::error_code LinkBuffer::write_binary(std::span<const char> data,
                                          std::function<void()> on_release) {
   if (read_only_ || data.size() <= kNoCopyThreshold) {
-    const std::error_code ec = write_binary(data);
-    if (on_release) {
-      on_release();
-    }
-    return ec;
+    // Copied (or refused): the caller's memory is free again at once — also when the copy
+    // throws, so the callback runs exactly once either way.
+    struct RunOnExit {
+      std::function<void()>& fn;
+      ~RunOnExit() {
+        if (fn) {
+          fn();
+        }
+      }
+    } run_on_exit{on_release};
+    return write_binary(data);
   }
   Node* node = nullptr;
   try {

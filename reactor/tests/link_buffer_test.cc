@@ -9,6 +9,7 @@
 #include <cstring>
 #include <optional>
 #include <stdexcept>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -367,6 +368,14 @@ TEST_F(LinkBufferMallocTest, MallocAckBeyondMallocLenIsInvalid) {
   EXPECT_EQ(buffer.malloc_ack(11), std::errc::invalid_argument);
   EXPECT_EQ(buffer.malloc_len(), 10u);
   ASSERT_FALSE(buffer.malloc_ack(0));
+}
+
+TEST_F(LinkBufferMallocTest, MallocOfAnImpossibleSizeIsAnErrorNotAWrap) {
+  LinkBuffer b;
+  auto r = b.malloc(std::numeric_limits<size_t>::max() - 8);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error(), std::make_error_code(std::errc::value_too_large));
+  EXPECT_EQ(b.malloc_len(), 0u);
 }
 
 TEST_F(LinkBufferMallocTest, WriteBinaryLargeCopySpansNodes) {
