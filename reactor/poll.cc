@@ -324,11 +324,15 @@ void Poll::wake() {
 }
 
 void Poll::drain_wake() {
-  // Cleared before the read: a wake() racing with us writes again, and its task is already
-  // queued, so this iteration's run_tasks() or the next wait sees it.
-  wake_pending_.exchange(false, std::memory_order_acq_rel);
+  // Read first, then clear. Clearing first would lose a wake-up: a wake() between the two
+  // sets the flag and writes, our read consumes that write, and the flag stays set with an
+  // empty counter, so every later wake() skips its write while the loop sleeps. Read-then-
+  // clear at worst costs one spurious wake-up; a wake() that skipped its write because the
+  // flag was still set queued its task before, and this iteration's run_tasks() runs it. The
+  // exchange (acq_rel) pairs with stop()'s: quit_ is seen, or stop() writes a new wake-up.
   uint64_t value = 0;
   [[maybe_unused]] const ssize_t n = sys::read(wake_fd_, &value, sizeof value);
+  wake_pending_.exchange(false, std::memory_order_acq_rel);
 }
 
 bool Poll::run_tasks() {

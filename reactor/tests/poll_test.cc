@@ -379,6 +379,31 @@ TEST_P(PollTest, TimerFiresOnTheLoopThreadNotEarly) {
   EXPECT_GE(f.get() - start, 30ms);
 }
 
+TEST_P(PollTest, ManyThreadsHandingWorkOverNeverLoseAWakeUp) {
+  // Four threads hand 2,000 tasks each to the loop and wait for each one: a lost wake-up (the
+  // loop asleep while a task waits) shows as a task not run within 5 s.
+  constexpr int kThreads = 4;
+  constexpr int kTasks = 2000;
+  std::atomic<int> lost{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kTasks && lost.load() == 0; ++i) {
+        auto done = std::make_shared<std::promise<void>>();
+        auto f = done->get_future();
+        poll_->queue_in_loop([done] { done->set_value(); });
+        if (f.wait_for(5s) != std::future_status::ready) {
+          lost.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(lost.load(), 0);
+}
+
 TEST_P(PollTest, IdleLoopDoesNotSpin) {
   const uint64_t before = poll_->iterations();
   std::this_thread::sleep_for(200ms);
