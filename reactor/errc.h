@@ -36,6 +36,9 @@ const std::error_category& faultloop_category() noexcept;
 /// Errc::kEof;`).
 std::error_code make_error_code(Errc e) noexcept;
 
+/// A kernel errno as an error_code: kernel errors stay in std::system_category() (STYLE 33).
+inline std::error_code system_error(int err) noexcept { return {err, std::system_category()}; }
+
 }  // namespace faultloop
 
 /// Lets Errc convert implicitly to std::error_code.

@@ -1,3 +1,4 @@
+#include "reactor/errc.h"
 #include "reactor/io_ops.h"
 
 #include <netinet/in.h>
@@ -30,8 +31,6 @@ bool any_room(std::span<const iovec> iov) {
   return std::any_of(iov.begin(), iov.begin() + iov_count(iov),
                      [](const iovec& v) { return v.iov_len != 0; });
 }
-
-std::error_code system_error(int err) { return {err, std::system_category()}; }
 
 }  // namespace
 

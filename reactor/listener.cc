@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "reactor/errc.h"
 #include "reactor/io_ops.h"
 #include "reactor/log.h"
 #include "reactor/poll.h"
@@ -19,14 +20,11 @@ namespace faultloop {
 
 namespace {
 
-std::error_code system_error(int err) { return {err, std::system_category()}; }
-
 int64_t to_ms(Duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
 
-// Filesystem calls on the unix path. The seam lists socket, epoll and fd calls but not yet
-// lstat/unlink, so these two are the reactor's only direct syscalls.
+// Filesystem calls on the unix path, through the seam like every other call.
 bool is_socket_file(const std::string& path) {
   struct stat st {};
   return sys::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "reactor/errc.h"
 #include "reactor/log.h"
 #include "reactor/sys/sys.h"
 
@@ -58,14 +59,14 @@ Result<std::unique_ptr<Poll>> Poll::create(PollOptions options) {
   }
   const int epfd = sys::epoll_create1(EPOLL_CLOEXEC);
   if (epfd < 0) {
-    return std::error_code(errno, std::system_category());
+    return system_error(errno);
   }
   sys::tag(epfd, "epoll");
   const int wake_fd = sys::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd < 0) {
     const int err = errno;
     sys::close(epfd);
-    return std::error_code(err, std::system_category());
+    return system_error(err);
   }
   sys::tag(wake_fd, "eventfd");
   epoll_event ev{};
@@ -75,7 +76,7 @@ Result<std::unique_ptr<Poll>> Poll::create(PollOptions options) {
     const int err = errno;
     sys::close(wake_fd);
     sys::close(epfd);
-    return std::error_code(err, std::system_category());
+    return system_error(err);
   }
   try {
     return std::unique_ptr<Poll>(new Poll(std::move(options), std::move(clock), epfd, wake_fd));
@@ -250,7 +251,7 @@ std::error_code Poll::add_in_loop(const std::shared_ptr<FDOperator>& op) {
   ev.events = interest(o);
   ev.data.u64 = pack(fd, generation);
   if (sys::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-    return std::error_code(errno, std::system_category());
+    return system_error(errno);
   }
   slot.generation = generation;
   slot.op = op;
@@ -271,7 +272,7 @@ std::error_code Poll::modify_in_loop(FDOperator& op, bool force) {
   ev.events = events;
   ev.data.u64 = pack(op.fd(), op.generation_);
   if (sys::epoll_ctl(epfd_, EPOLL_CTL_MOD, op.fd(), &ev) != 0) {
-    return std::error_code(errno, std::system_category());
+    return system_error(errno);
   }
   op.events_ = events;
   return {};
@@ -489,7 +490,7 @@ void Poll::loop() {
       // EBADF, EFAULT, EINVAL: a programming error (the seam's errno contract); going round
       // again would be a busy loop and a log flood (muduo #286).
       FAULTLOOP_LOG(kError, "fl-poll-{}: epoll_wait: {}", options_.index,
-                    std::error_code(err, std::system_category()).message());
+                    system_error(err).message());
       std::abort();
     }
     // The wheel's "now" moves first: timers due run, and timers that handlers and tasks add

@@ -99,7 +99,7 @@ class Poll {
     return loop_thread_.load(std::memory_order_acquire) == std::this_thread::get_id();
   }
 
-  /// Aborts (FAULTLOOP_ASSERT) when not called on the loop thread.
+  /// Logs and aborts when not called on the loop thread (the `_in_loop` contract).
   void assert_in_loop_thread() const;
 
   /// The trigger mode of this loop's registrations.
