@@ -154,6 +154,23 @@ void set_thread_kind(std::string_view kind);
 /// runs at static initialisation of the fault build, so plans can name them. No-op in release.
 void register_points();
 
+/// True when an events file is open (FAULTLOOP_EVENTS, faults::open_events), so a lifecycle
+/// record is worth building. Always false in release (inline there).
+bool events_enabled();
+
+/// Writes one lifecycle record to the events file (DESIGN "Events file"):
+///   {"type": type, "ns": monotonic ns, "conn": conn, "fd": fd, "value": value,
+///    "detail": detail}
+/// through faults::emit_event, flushed at once; nothing when no events file is open. The
+/// reactor's observer hook (reactor/observer.h) calls it; `type` is a lifecycle kind name
+/// ("close_winner", ...). Not a syscall (not in FAULTLOOP_SYS_CALLS). Thread-safe; may throw
+/// what building the record throws (std::bad_alloc). A no-op in release: nothing is emitted.
+void emit_lifecycle(std::string_view type,
+                    uint64_t conn,
+                    int fd,
+                    int64_t value,
+                    std::string_view detail);
+
 }  // namespace faultloop::sys
 
 #include "reactor/sys/call_context.h"

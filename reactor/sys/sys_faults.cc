@@ -17,6 +17,7 @@
 #include <string>
 
 #include "faults/engine.h"
+#include "faults/events.h"
 #include "faults/registry.h"
 #include "faults/seam_api.h"
 #include "reactor/sys/sys.h"
@@ -572,6 +573,22 @@ int64_t fds_open() { return g_fds_open.load(std::memory_order_relaxed); }
 
 void set_thread_kind(std::string_view kind) {
   f::tls_context.thread_kind = f::register_thread_kind(kind);
+}
+
+bool events_enabled() { return f::events_enabled(); }
+
+void emit_lifecycle(std::string_view type,
+                    uint64_t conn,
+                    int fd,
+                    int64_t value,
+                    std::string_view detail) {
+  if (!f::events_enabled()) {
+    return;  // the record is built only when someone reads it
+  }
+  f::emit_event(type, {{"conn", f::EventValue{conn}},
+                       {"fd", f::EventValue{int64_t{fd}}},
+                       {"value", f::EventValue{value}},
+                       {"detail", f::EventValue{std::string(detail)}}});
 }
 
 RacePointId race_point_id(std::string_view name) {

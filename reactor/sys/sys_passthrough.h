@@ -86,5 +86,11 @@ inline void adopt(int fd, std::string_view /*role*/) { detail::count_open(fd); }
 inline int64_t fds_open() { return detail::g_fds_open.load(std::memory_order_relaxed); }
 inline void set_thread_kind(std::string_view /*kind*/) {}
 inline void register_points() {}
+inline bool events_enabled() { return false; }
+inline void emit_lifecycle(std::string_view /*type*/,
+                           uint64_t /*conn*/,
+                           int /*fd*/,
+                           int64_t /*value*/,
+                           std::string_view /*detail*/) {}
 
 }  // namespace faultloop::sys
