@@ -32,7 +32,7 @@ enum class PollEvent : uint8_t {
                  ///< registered kWritable: the connect is done, switch to reading (MOD)
   kWritable,     ///< register for a connect in progress: ADD OUT|RDHUP (edge: +ET); every
                  ///< event then goes to on_connect_ready()
-  kR2RW,         ///< output pending: MOD +OUT (level mode; a no-op in edge mode)
+  kR2RW,         ///< output pending: MOD +OUT (level mode); edge mode re-arms (MOD, same mask)
   kRW2R,         ///< output drained: MOD -OUT (level mode; a no-op in edge mode)
   kPauseRead,    ///< backpressure: MOD -IN|RDHUP (level); edge mode simply stops reading
   kResumeRead,   ///< MOD +IN|RDHUP; in edge mode the MOD re-arms, so waiting input is reported
@@ -105,10 +105,20 @@ class FDOperator {
   /// EPOLLHUP or EPOLLERR was seen: called after the round's batched detach, once.
   virtual void on_hup() noexcept {}
 
+  /// The connection id the poller sets in the seam's call context (sys::ConnScope) around its
+  /// readv/sendmsg on this fd, so the fault build's ledger catches fd-reuse cross-talk; 0 for
+  /// operators that are no connection.
+  uint64_t conn_id() const { return conn_id_; }
+
+ protected:
+  /// Sets conn_id() (a Connection, at construction).
+  void set_conn_id(uint64_t id) { conn_id_ = id; }
+
  private:
   friend class Poll;
   int fd_;
   bool reads_itself_;
+  uint64_t conn_id_ = 0;
   // Owned by the Poll's loop thread (every control() runs there).
   Poll* poll_ = nullptr;       // set on register, cleared on detach
   uint32_t generation_ = 0;    // the registration's generation, in epoll_event.data

@@ -10,6 +10,7 @@
 
 #include "reactor/errc.h"
 #include "reactor/log.h"
+#include "reactor/sys/call_context.h"
 #include "reactor/sys/sys.h"
 
 namespace faultloop {
@@ -226,7 +227,10 @@ std::error_code Poll::control_in_loop(const std::shared_ptr<FDOperator>& op, Pol
   }
   if (event == PollEvent::kR2RW || event == PollEvent::kRW2R) {
     o.writing_ = event == PollEvent::kR2RW;
-    return modify_in_loop(o, /*force=*/false);
+    // Edge mode: R2RW re-arms (a MOD with the same mask), so a writer that met EAGAIN while
+    // the poller was turned away by it still gets an EPOLLOUT once there is room.
+    const bool rearm = event == PollEvent::kR2RW && options_.trigger == TriggerMode::kEdge;
+    return modify_in_loop(o, rearm);
   }
   o.reading_ = event == PollEvent::kResumeRead;
   // Edge mode: resuming must re-arm, so input that arrived while paused is reported again.
@@ -398,7 +402,11 @@ void Poll::read_into(FDOperator& op, bool drain) {
       modify_in_loop(op, /*force=*/false);
       return;
     }
-    const io_ops::IoResult r = io_ops::readv(op.fd(), std::span<const iovec>(iov, size_t(n)));
+    io_ops::IoResult r;
+    {
+      const sys::ConnScope scope(op.conn_id());
+      r = io_ops::readv(op.fd(), std::span<const iovec>(iov, size_t(n)));
+    }
     op.input_ack(r);
     if (op.poll_ != this) {
       return;  // the operator detached itself
@@ -424,7 +432,11 @@ void Poll::write_from(FDOperator& op) {
       modify_in_loop(op, /*force=*/false);
       return;
     }
-    const io_ops::IoResult r = io_ops::sendmsg(op.fd(), std::span<const iovec>(iov, size_t(n)));
+    io_ops::IoResult r;
+    {
+      const sys::ConnScope scope(op.conn_id());
+      r = io_ops::sendmsg(op.fd(), std::span<const iovec>(iov, size_t(n)));
+    }
     op.output_ack(r);
     if (!r.is_done() || op.poll_ != this) {
       return;

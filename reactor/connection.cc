@@ -1,0 +1,1072 @@
+#include "reactor/connection.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <exception>
+#include <thread>
+#include <utility>
+
+#include "reactor/errc.h"
+#include "reactor/executor.h"
+#include "reactor/log.h"
+#include "reactor/observer.h"
+#include "reactor/poll.h"
+#include "reactor/race_points.h"
+#include "reactor/sys/call_context.h"
+#include "reactor/sys/sys.h"
+
+namespace faultloop {
+
+namespace {
+
+std::atomic<uint64_t> g_next_id{1};
+
+// The connection whose handler (or reader/writer call) holds the processing lock on this
+// thread: reader and writer calls made from inside a handler must not take it again.
+thread_local const Connection* t_holder = nullptr;
+
+// Input space the poller books per readv: one node of this many data bytes at a time.
+constexpr std::size_t kBookBytes = 16 * 1024;
+
+// Iovecs a flushing thread hands sendmsg.
+constexpr int kIovecs = 8;
+
+// How long a user thread waits for a handler to let go before it looks again.
+constexpr auto kHolderPoll = std::chrono::milliseconds(1);
+
+// Restores t_holder when a handler or call ends.
+class HolderScope {
+ public:
+  explicit HolderScope(const Connection* conn) noexcept : previous_(t_holder) { t_holder = conn; }
+  ~HolderScope() { t_holder = previous_; }
+  HolderScope(const HolderScope&) = delete;
+  HolderScope& operator=(const HolderScope&) = delete;
+
+ private:
+  const Connection* previous_;
+};
+
+}  // namespace
+
+const char* close_who_name(CloseWho who) {
+  switch (who) {
+    case CloseWho::kNone:
+      return "none";
+    case CloseWho::kUser:
+      return "user";
+    case CloseWho::kPoller:
+      return "poller";
+  }
+  return "?";
+}
+
+std::shared_ptr<Connection> Connection::create(int fd, Poll& poll, Executor& executor,
+                                               std::shared_ptr<const ConnectionHandlers> handlers,
+                                               const ConnectionOptions& options, Address peer) {
+  try {
+    if (!handlers) {
+      handlers = std::make_shared<const ConnectionHandlers>();
+    }
+    return std::make_shared<Connection>(PrivateTag{}, fd, poll, executor, std::move(handlers),
+                                        options, std::move(peer));
+  } catch (...) {
+    sys::close(fd);  // owned from the call on: nothing may leak (netpoll #238)
+    throw;
+  }
+}
+
+Connection::Connection(PrivateTag, int fd, Poll& poll, Executor& executor,
+                       std::shared_ptr<const ConnectionHandlers> handlers,
+                       const ConnectionOptions& options, Address peer)
+    : FDOperator(fd),
+      id_(g_next_id.fetch_add(1, std::memory_order_relaxed)),
+      poll_owner_(&poll),
+      executor_(executor),
+      inline_(executor.is_inline()),
+      handlers_(std::move(handlers)),
+      options_(options),
+      peer_(std::move(peer)),
+      handler_driven_(handlers_->on_connect || handlers_->on_request) {
+  set_conn_id(id_);
+  sys::tag(fd, "conn", id_);
+}
+
+Connection::~Connection() {
+  if (!finalized_.load(std::memory_order_acquire)) {
+    // Never started, or its loop stopped before the finalizer ran: the fd is still ours.
+    const sys::ConnScope scope(id_);
+    sys::close(fd());
+  }
+}
+
+// ---- start
+
+std::error_code Connection::start() {
+  if (poll_owner_->in_loop_thread()) {
+    start_in_loop();
+    if (!is_active()) {
+      const int err = close_error_.load(std::memory_order_acquire);
+      return err != 0 ? system_error(err) : make_error_code(Errc::kConnClosed);
+    }
+    return {};
+  }
+  poll_owner_->queue_in_loop([self = shared_from_this()] { self->start_in_loop(); });
+  return {};
+}
+
+void Connection::start_in_loop() noexcept {
+  FAULTLOOP_OBSERVE(dialed_ ? LifecycleKind::kDialed : LifecycleKind::kAccepted, id_, fd(), 0,
+                    nullptr);
+  if (handlers_->on_prepare) {
+    const HolderScope holder(this);
+    try {
+      context_ = handlers_->on_prepare(*this);
+      FAULTLOOP_OBSERVE(LifecycleKind::kPrepare, id_, fd(), 0, nullptr);
+    } catch (const std::exception& e) {
+      handler_exceptions_.fetch_add(1, std::memory_order_relaxed);
+      FAULTLOOP_OBSERVE(LifecycleKind::kHandlerThrew, id_, fd(), 0, "on_prepare");
+      FAULTLOOP_LOG(kError, "conn {}: on_prepare threw: {}", id_, e.what());
+    } catch (...) {
+      handler_exceptions_.fetch_add(1, std::memory_order_relaxed);
+      FAULTLOOP_OBSERVE(LifecycleKind::kHandlerThrew, id_, fd(), 0, "on_prepare");
+      FAULTLOOP_LOG(kError, "conn {}: on_prepare threw a non-exception", id_);
+    }
+    if (handler_exceptions_.load(std::memory_order_relaxed) != 0) {
+      close_by(CloseWho::kUser, "on_prepare threw");
+      try_finish_close();
+      return;
+    }
+  }
+  if (const std::error_code ec = poll_owner_->control(shared_from_this(), PollEvent::kReadable)) {
+    FAULTLOOP_LOG(kWarn, "conn {}: registering fd {} failed: {}", id_, fd(), ec.message());
+    if (ec.category() == std::system_category()) {
+      close_error_.store(ec.value(), std::memory_order_release);
+    }
+    close_by(CloseWho::kUser, "register failed");
+    try_finish_close();
+    return;
+  }
+  if (options_.idle_timeout > Duration::zero()) {
+    arm_idle_in_loop();
+  }
+  if (handler_driven_) {
+    dispatch();  // on_connect, then whatever input came meanwhile
+  }
+}
+
+// ---- errors and state
+
+std::error_code Connection::closed_error() const noexcept {
+  return make_error_code(state_.load(std::memory_order_acquire) == CloseWho::kPoller
+                             ? Errc::kEof
+                             : Errc::kConnClosed);
+}
+
+bool Connection::in_handler() const noexcept { return t_holder == this; }
+
+// ---- the close race (seed 000)
+
+bool Connection::close_by(CloseWho who, const char* why) noexcept {
+  CloseWho expected = CloseWho::kNone;
+  if (!state_.compare_exchange_strong(expected, who, std::memory_order_seq_cst)) {
+    return false;  // the other side won
+  }
+  FAULTLOOP_RACE_POINT(race::kAfterCloseCas);
+  FAULTLOOP_OBSERVE(LifecycleKind::kCloseWinner, id_, fd(), static_cast<int64_t>(who), why);
+  FAULTLOOP_LOG(kDebug, "conn {}: closed by {} ({})", id_, close_who_name(who), why);
+  wake_readers();
+  return true;
+}
+
+void Connection::try_finish_close() noexcept {
+  if (processing_.exchange(true, std::memory_order_seq_cst)) {
+    return;  // a handler or call holds it: it completes the close when it lets go (#304)
+  }
+  if (!inline_ && poll_owner_->in_loop_thread()) {
+    // on_disconnect and the close callbacks are user code that may block: not on the poller.
+    executor_.execute([self = shared_from_this()] { self->finish_close_locked(); });
+    return;
+  }
+  finish_close_locked();
+}
+
+void Connection::finish_close_locked() noexcept {
+  const HolderScope holder(this);
+  const CloseWho who = state_.load(std::memory_order_acquire);
+  if (who == CloseWho::kPoller && handlers_->on_disconnect) {
+    // Under the processing lock, so never before on_connect has returned (netpoll #307).
+    FAULTLOOP_OBSERVE(LifecycleKind::kDisconnect, id_, fd(), 0, nullptr);
+    call_handler(handlers_->on_disconnect, "on_disconnect");
+  }
+  std::vector<std::function<void(Connection&)>> callbacks;
+  {
+    std::lock_guard lock(callbacks_mu_);
+    callbacks.swap(callbacks_);
+    callbacks_done_ = true;
+  }
+  for (std::size_t i = callbacks.size(); i-- > 0;) {
+    FAULTLOOP_OBSERVE(LifecycleKind::kCloseCallback, id_, fd(), static_cast<int64_t>(i + 1),
+                      nullptr);
+    try {
+      callbacks[i](*this);
+    } catch (const std::exception& e) {
+      handler_exceptions_.fetch_add(1, std::memory_order_relaxed);
+      FAULTLOOP_LOG(kError, "conn {}: a close callback threw: {}", id_, e.what());
+    } catch (...) {
+      handler_exceptions_.fetch_add(1, std::memory_order_relaxed);
+      FAULTLOOP_LOG(kError, "conn {}: a close callback threw a non-exception", id_);
+    }
+  }
+  callbacks.clear();
+  // The finalizer (registered first, runs last): the fd and the slot are the loop's.
+  FAULTLOOP_OBSERVE(LifecycleKind::kCloseCallback, id_, fd(), 0, "finalizer");
+  // processing_ stays taken for good: no handler or call touches the buffers again.
+  poll_owner_->run_in_loop([self = shared_from_this()] { self->finalize_in_loop(); });
+}
+
+void Connection::finalize_in_loop() noexcept {
+  FAULTLOOP_RACE_POINT(race::kBeforeDetach);
+  if (poll() == poll_owner_) {
+    // Detach first: no event of this batch reaches the operator after the fd is closed.
+    poll_owner_->control(shared_from_this(), PollEvent::kDetach);
+  }
+  cancel_timers_in_loop();
+  {
+    const sys::ConnScope scope(id_);
+    FAULTLOOP_OBSERVE(LifecycleKind::kFdClose, id_, fd(), 0, nullptr);
+    sys::close(fd());
+  }
+  FAULTLOOP_RACE_POINT(race::kAfterFdClose);
+  const std::size_t bytes = input_.len() + output_.len();
+  {
+    LinkBuffer in = std::move(input_);  // frees every node now (the slot's reference may
+    LinkBuffer out = std::move(output_);  // keep this object a little longer)
+  }
+  FAULTLOOP_OBSERVE(LifecycleKind::kBufferRelease, id_, fd(), static_cast<int64_t>(bytes),
+                    nullptr);
+  finalized_.store(true, std::memory_order_release);
+  FAULTLOOP_OBSERVE(LifecycleKind::kFinalizer, id_, fd(), 0, nullptr);
+  wake_readers();
+}
+
+std::error_code Connection::close() {
+  if (!close_by(CloseWho::kUser, "close()")) {
+    return closed_error();
+  }
+  try_finish_close();
+  return {};
+}
+
+std::error_code Connection::add_close_callback(std::function<void(Connection&)> callback) {
+  if (!callback) {
+    return std::make_error_code(std::errc::invalid_argument);
+  }
+  std::lock_guard lock(callbacks_mu_);
+  if (callbacks_done_ || !is_active()) {
+    return closed_error();
+  }
+  callbacks_.push_back(std::move(callback));
+  return {};
+}
+
+// ---- requests
+
+bool Connection::call_handler(const std::function<void(Connection&)>& handler,
+                              const char* name) noexcept {
+  try {
+    handler(*this);
+    return true;
+  } catch (const std::exception& e) {
+    handler_exceptions_.fetch_add(1, std::memory_order_relaxed);
+    FAULTLOOP_OBSERVE(LifecycleKind::kHandlerThrew, id_, fd(), 0, name);
+    FAULTLOOP_LOG(kError, "conn {}: {} threw: {}", id_, name, e.what());
+  } catch (...) {
+    handler_exceptions_.fetch_add(1, std::memory_order_relaxed);
+    FAULTLOOP_OBSERVE(LifecycleKind::kHandlerThrew, id_, fd(), 0, name);
+    FAULTLOOP_LOG(kError, "conn {}: {} threw a non-exception", id_, name);
+  }
+  close_by(CloseWho::kUser, "handler threw");  // netpoll #238; completed on release
+  return false;
+}
+
+void Connection::dispatch() noexcept {
+  if (processing_.exchange(true, std::memory_order_seq_cst)) {
+    return;  // the holder looks at the new input when it lets go
+  }
+  if (inline_) {
+    run_locked();  // on the poll thread, now: no task object per request
+    return;
+  }
+  executor_.execute([self = shared_from_this()] { self->run_locked(); });
+}
+
+void Connection::run_locked() noexcept {
+  {
+    const HolderScope holder(this);
+    if (!connect_done_.load(std::memory_order_relaxed)) {
+      if (is_active() && handlers_->on_connect) {
+        FAULTLOOP_OBSERVE(LifecycleKind::kConnect, id_, fd(), 0, nullptr);
+        call_handler(handlers_->on_connect, "on_connect");
+      }
+      connect_done_.store(true, std::memory_order_release);
+    }
+    const auto& on_request = handlers_->on_request;
+    bool progress = false;
+    while (on_request && is_active()) {
+      const uint64_t seq = input_seq_.load(std::memory_order_seq_cst);
+      const std::size_t before = input_.len();
+      if (before == 0 || (seq == processed_seq_ && !progress)) {
+        processed_seq_ = seq;
+        break;  // nothing to read, or nothing new and the handler waits for more
+      }
+      processed_seq_ = seq;
+      if (!call_handler(on_request, "on_request")) {
+        break;
+      }
+      const std::size_t after = input_.len();
+      progress = after < before && after > 0;
+      input_.release();  // spans handed out in the handler end with it
+      if (max_input_bytes_paused()) {
+        after_input_consumed();
+      }
+    }
+  }
+  release_processing();
+}
+
+bool Connection::max_input_bytes_paused() const noexcept {
+  return options_.max_input_bytes != 0 && input_full_.load(std::memory_order_seq_cst);
+}
+
+void Connection::release_processing() noexcept {
+  while (true) {
+    FAULTLOOP_RACE_POINT(race::kAfterHandlerReturn);
+    if (!is_active()) {
+      finish_close_locked();  // a close came while we held the lock (netpoll #304)
+      return;
+    }
+    if (eof_close_due()) {
+      close_by(CloseWho::kPoller, "end of input");
+      finish_close_locked();
+      return;
+    }
+    processing_.store(false, std::memory_order_seq_cst);
+    FAULTLOOP_RACE_POINT(race::kAfterProcessingUnlock);
+    // Re-check: a close or input that came while we held the lock found it taken and left
+    // the work to us.
+    const bool new_input =
+        handlers_->on_request && input_seq_.load(std::memory_order_seq_cst) != processed_seq_;
+    if (is_active() && !new_input && !eof_close_due()) {
+      return;
+    }
+    if (processing_.exchange(true, std::memory_order_seq_cst)) {
+      return;  // someone else took it and does the work
+    }
+    if (is_active() && new_input) {
+      run_locked();  // tail: it releases again
+      return;
+    }
+  }
+}
+
+bool Connection::eof_close_due() const noexcept {
+  return handler_driven_ && !options_.half_close && input_eof_.load(std::memory_order_seq_cst) &&
+         output_.len() == 0 && sender_.load(std::memory_order_seq_cst) == Sender::kNone &&
+         is_active();
+}
+
+void Connection::maybe_close_after_eof() noexcept {
+  if (options_.half_close || !input_eof_.load(std::memory_order_seq_cst) || !is_active()) {
+    return;
+  }
+  if (output_.len() != 0 || sender_.load(std::memory_order_seq_cst) != Sender::kNone) {
+    return;  // the drain calls again
+  }
+  if (handler_driven_) {
+    // The handler path closes when it lets go; take the lock to check it is free.
+    if (processing_.exchange(true, std::memory_order_seq_cst)) {
+      return;
+    }
+    release_processing();  // closes (eof_close_due) or hands back
+    return;
+  }
+  if (input_.len() == 0 && close_by(CloseWho::kPoller, "end of input")) {
+    try_finish_close();
+  }
+}
+
+// ---- FDOperator: input
+
+int Connection::inputs(std::span<iovec> out) noexcept {
+  if (!is_active() || read_paused_.load(std::memory_order_relaxed)) {
+    return 0;
+  }
+  if (options_.max_input_bytes != 0 && input_.len() >= options_.max_input_bytes) {
+    // Dekker with after_input_consumed(): flag first, then look again.
+    input_full_.store(true, std::memory_order_seq_cst);
+    if (input_.len() >= options_.max_input_bytes) {
+      return 0;  // the poller pauses reading; the reader resumes it
+    }
+    input_full_.store(false, std::memory_order_seq_cst);
+  }
+  const std::span<char> space = input_.book(kBookBytes, kBookBytes);
+  if (space.empty()) {
+    return 0;
+  }
+  out[0] = iovec{space.data(), space.size()};
+  return 1;
+}
+
+void Connection::input_ack(const io_ops::IoResult& result) noexcept {
+  switch (result.status) {
+    case io_ops::IoStatus::kDone:
+      input_.book_ack(result.bytes);
+      input_seq_.store(input_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
+      if (waiters_.load(std::memory_order_seq_cst) > 0) {
+        wake_readers();
+      }
+      if (handlers_->on_request) {
+        dispatch();
+      }
+      return;
+    case io_ops::IoStatus::kWouldBlock:
+      input_.book_ack(0);
+      return;
+    case io_ops::IoStatus::kEof:
+      input_.book_ack(0);
+      input_eof_.store(true, std::memory_order_seq_cst);
+      input_seq_.store(input_seq_.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
+      wake_readers();
+      if (handler_driven_) {
+        dispatch();  // remaining input to the handler; the release path closes (netpoll #278)
+      } else {
+        maybe_close_after_eof();
+      }
+      return;
+    case io_ops::IoStatus::kError:
+      input_.book_ack(0);
+      close_error_.store(result.error.value(), std::memory_order_release);
+      if (close_by(CloseWho::kPoller, "read error")) {
+        try_finish_close();
+      }
+      return;
+  }
+}
+
+void Connection::on_hup() noexcept {
+  // The poller has detached us. A hang-up that came with the end of input (unix sockets
+  // report EPOLLHUP with the peer's FIN) is a graceful end: the input already buffered is
+  // still delivered (netpoll #278) and the end-of-input rules close. A reset, or output that
+  // can no longer drain, closes now.
+  const bool graceful = input_eof_.load(std::memory_order_seq_cst) &&
+                        close_error_.load(std::memory_order_acquire) == 0 &&
+                        output_.len() == 0 && sender_.load(std::memory_order_seq_cst) == Sender::kNone;
+  if (graceful && !options_.half_close) {
+    maybe_close_after_eof();
+    return;
+  }
+  if (close_by(CloseWho::kPoller, "hang-up")) {
+    try_finish_close();
+  }
+}
+
+// ---- FDOperator: output
+
+int Connection::outputs(std::span<iovec> out) noexcept {
+  while (true) {
+    if (sender_.load(std::memory_order_relaxed) != Sender::kPoller) {
+      Sender none = Sender::kNone;
+      if (!sender_.compare_exchange_strong(none, Sender::kPoller, std::memory_order_seq_cst)) {
+        return 0;  // a flushing thread sends; it asks for R2RW again if it meets EAGAIN
+      }
+    }
+    if (!is_active()) {
+      sender_.store(Sender::kNone, std::memory_order_seq_cst);
+      return 0;
+    }
+    const int n = output_.get_bytes(out);
+    if (n > 0) {
+      return n;
+    }
+    // Drained: let go, then look again (a writer whose flush found us sending left its bytes
+    // to us).
+    sender_.store(Sender::kNone, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (output_.len() == 0) {
+      break;
+    }
+  }
+  write_timer_armed_ = false;
+  if (shut_pending_.exchange(false, std::memory_order_acq_rel)) {
+    const sys::ConnScope scope(id_);
+    sys::shutdown(fd(), SHUT_WR);
+  }
+  maybe_close_after_eof();
+  return 0;
+}
+
+void Connection::output_ack(const io_ops::IoResult& result) noexcept {
+  switch (result.status) {
+    case io_ops::IoStatus::kDone:
+      output_.skip(result.bytes);
+      output_.release();
+      output_progress_.fetch_add(result.bytes, std::memory_order_relaxed);
+      return;
+    case io_ops::IoStatus::kWouldBlock:
+      if (options_.write_timeout > Duration::zero()) {
+        arm_write_timer_in_loop();
+      }
+      return;  // EPOLLOUT comes again; we stay the sender
+    case io_ops::IoStatus::kEof:
+    case io_ops::IoStatus::kError:
+      sender_.store(Sender::kNone, std::memory_order_seq_cst);
+      close_error_.store(result.error.value(), std::memory_order_release);
+      if (close_by(CloseWho::kPoller, "send error")) {
+        try_finish_close();
+      }
+      return;
+  }
+}
+
+std::error_code Connection::send_now() noexcept {
+  while (true) {
+    Sender none = Sender::kNone;
+    if (!sender_.compare_exchange_strong(none, Sender::kUser, std::memory_order_seq_cst)) {
+      return {};  // the poller is sending: it takes these bytes too
+    }
+    iovec iov[kIovecs];
+    while (true) {
+      const int n = output_.get_bytes(std::span<iovec>(iov, kIovecs));
+      if (n == 0) {
+        break;
+      }
+      io_ops::IoResult r;
+      {
+        const sys::ConnScope scope(id_);
+        r = io_ops::sendmsg(fd(), std::span<const iovec>(iov, static_cast<std::size_t>(n)));
+      }
+      if (r.is_done()) {
+        output_.skip(r.bytes);
+        output_.release();
+        output_progress_.fetch_add(r.bytes, std::memory_order_relaxed);
+        continue;
+      }
+      sender_.store(Sender::kNone, std::memory_order_seq_cst);
+      if (r.is_would_block()) {
+        // The kernel is full: the poller takes over on EPOLLOUT (never blocks: DESIGN).
+        poll_owner_->control(shared_from_this(), PollEvent::kR2RW);
+        if (options_.write_timeout > Duration::zero()) {
+          poll_owner_->run_in_loop([self = shared_from_this()] {
+            self->arm_write_timer_in_loop();
+          });
+        }
+        return {};
+      }
+      const int err = r.error ? r.error.value() : EPIPE;
+      close_error_.store(err, std::memory_order_release);
+      close_by(CloseWho::kPoller, "send error");  // completed when the caller lets go
+      return system_error(err);
+    }
+    sender_.store(Sender::kNone, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (output_.len() == 0) {
+      return {};
+    }
+  }
+}
+
+// ---- reader/writer calls
+
+std::error_code Connection::enter_call(bool& took) noexcept {
+  took = false;
+  if (t_holder == this) {
+    return {};  // inside a handler: the lock is ours
+  }
+  while (true) {
+    if (!processing_.exchange(true, std::memory_order_seq_cst)) {
+      if (finalized_.load(std::memory_order_acquire)) {
+        processing_.store(false, std::memory_order_seq_cst);  // not ours to keep
+        return closed_error();
+      }
+      took = true;
+      t_holder = this;
+      return {};
+    }
+    if (!is_active()) {
+      return closed_error();  // the close path holds it for good (or is about to)
+    }
+    // A handler holds it: wait for it to let go.
+    std::unique_lock lock(wait_mu_);
+    wait_cv_.wait_for(lock, kHolderPoll);
+  }
+}
+
+void Connection::leave_call(bool took) noexcept {
+  if (!took) {
+    return;
+  }
+  t_holder = nullptr;
+  release_processing();
+  if (!handler_driven_) {
+    maybe_close_after_eof();
+  }
+}
+
+void Connection::wake_readers() noexcept {
+  { std::lock_guard lock(wait_mu_); }
+  wait_cv_.notify_all();
+}
+
+void Connection::after_input_consumed() noexcept {
+  if (options_.max_input_bytes == 0) {
+    return;
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (input_full_.load(std::memory_order_seq_cst) && input_.len() < options_.max_input_bytes) {
+    input_full_.store(false, std::memory_order_seq_cst);
+    if (!read_paused_.load(std::memory_order_relaxed)) {
+      poll_owner_->control(shared_from_this(), PollEvent::kResumeRead);
+    }
+  }
+}
+
+std::error_code Connection::wait_for(std::size_t n, bool until_delim, char delim) noexcept {
+  const auto ready = [&] {
+    if (until_delim) {
+      const std::size_t len = input_.len();
+      if (len == 0) {
+        return false;
+      }
+      const auto all = input_.peek(len);
+      return all.ok() && std::find(all->begin(), all->end(), delim) != all->end();
+    }
+    return input_.len() >= n;
+  };
+  if (state_.load(std::memory_order_acquire) == CloseWho::kUser) {
+    return make_error_code(Errc::kConnClosed);
+  }
+  if (ready()) {
+    return {};  // buffered bytes are delivered even after the peer closed (netpoll #278)
+  }
+  if (input_eof_.load(std::memory_order_acquire) || !is_active()) {
+    return make_error_code(Errc::kEof);  // the peer closed (a user close returned above)
+  }
+  if (poll_owner_->in_loop_thread()) {
+    return make_error_code(Errc::kWouldBlock);  // inline executor: the poll thread never waits
+  }
+  const Executor::BlockingScope blocking;
+  const uint64_t gen = read_wait_gen_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (options_.read_timeout > Duration::zero()) {
+    poll_owner_->run_in_loop([weak = weak_from_this(), gen, timeout = options_.read_timeout] {
+      auto self = weak.lock();
+      if (!self || self->finalized()) {
+        return;
+      }
+      self->poll_owner_->add_timer(timeout, [weak, gen] {
+        if (auto conn = weak.lock()) {
+          conn->read_timed_out_.store(gen, std::memory_order_release);
+          conn->wake_readers();
+        }
+      });
+    });
+  }
+  waiters_.fetch_add(1, std::memory_order_seq_cst);
+  std::error_code result;
+  {
+    std::unique_lock lock(wait_mu_);
+    while (true) {
+      (void)input_seq_.load(std::memory_order_seq_cst);  // pairs with input_ack's store
+      if (state_.load(std::memory_order_acquire) == CloseWho::kUser) {
+        result = make_error_code(Errc::kConnClosed);
+        break;
+      }
+      if (ready()) {
+        break;
+      }
+      if (input_eof_.load(std::memory_order_acquire) || !is_active()) {
+        result = make_error_code(Errc::kEof);
+        break;
+      }
+      if (read_timed_out_.load(std::memory_order_acquire) == gen) {
+        result = make_error_code(Errc::kReadTimeout);
+        break;
+      }
+      wait_cv_.wait(lock);
+    }
+  }
+  waiters_.fetch_sub(1, std::memory_order_seq_cst);
+  if (result == make_error_code(Errc::kReadTimeout)) {
+    FAULTLOOP_OBSERVE(LifecycleKind::kTimeout, id_, fd(), 1, "read");
+  }
+  return result;
+}
+
+Result<std::span<const char>> Connection::next(std::size_t n) {
+  bool took = false;
+  if (const std::error_code ec = enter_call(took)) {
+    return ec;
+  }
+  Result<std::span<const char>> out = make_error_code(Errc::kConnClosed);
+  if (const std::error_code ec = wait_for(n, false, 0)) {
+    out = ec;
+  } else {
+    out = input_.next(n);
+    after_input_consumed();
+  }
+  leave_call(took);
+  return out;
+}
+
+Result<std::span<const char>> Connection::peek(std::size_t n) {
+  bool took = false;
+  if (const std::error_code ec = enter_call(took)) {
+    return ec;
+  }
+  Result<std::span<const char>> out = make_error_code(Errc::kConnClosed);
+  if (const std::error_code ec = wait_for(n, false, 0)) {
+    out = ec;
+  } else {
+    out = input_.peek(n);
+  }
+  leave_call(took);
+  return out;
+}
+
+std::error_code Connection::skip(std::size_t n) {
+  bool took = false;
+  if (const std::error_code ec = enter_call(took)) {
+    return ec;
+  }
+  std::error_code ec = wait_for(n, false, 0);
+  if (!ec) {
+    ec = input_.skip(n);
+    after_input_consumed();
+  }
+  leave_call(took);
+  return ec;
+}
+
+Result<std::span<const char>> Connection::until(char delim) {
+  bool took = false;
+  if (const std::error_code ec = enter_call(took)) {
+    return ec;
+  }
+  Result<std::span<const char>> out = make_error_code(Errc::kConnClosed);
+  if (const std::error_code ec = wait_for(0, true, delim)) {
+    out = ec;
+  } else {
+    out = input_.until(delim);
+    after_input_consumed();
+  }
+  leave_call(took);
+  return out;
+}
+
+Result<std::string> Connection::read_string(std::size_t n) {
+  bool took = false;
+  if (const std::error_code ec = enter_call(took)) {
+    return ec;
+  }
+  Result<std::string> out = make_error_code(Errc::kConnClosed);
+  if (const std::error_code ec = wait_for(n, false, 0)) {
+    out = ec;
+  } else {
+    out = input_.read_string(n);
+    after_input_consumed();
+  }
+  leave_call(took);
+  return out;
+}
+
+std::error_code Connection::read_binary(std::span<char> out) {
+  bool took = false;
+  if (const std::error_code ec = enter_call(took)) {
+    return ec;
+  }
+  std::error_code ec = wait_for(out.size(), false, 0);
+  if (!ec) {
+    ec = input_.read_binary(out);
+    after_input_consumed();
+  }
+  leave_call(took);
+  return ec;
+}
+
+Result<LinkBuffer> Connection::slice(std::size_t n) {
+  bool took = false;
+  if (const std::error_code ec = enter_call(took)) {
+    return ec;
+  }
+  Result<LinkBuffer> out = make_error_code(Errc::kConnClosed);
+  if (const std::error_code ec = wait_for(n, false, 0)) {
+    out = ec;
+  } else {
+    out = input_.slice(n);
+    after_input_consumed();
+  }
+  leave_call(took);
+  return out;
+}
+
+std::error_code Connection::release() {
+  bool took = false;
+  if (const std::error_code ec = enter_call(took)) {
+    return ec;
+  }
+  input_.release();
+  after_input_consumed();
+  leave_call(took);
+  return {};
+}
+
+std::error_code Connection::check_output_room(std::size_t n) noexcept {
+  if (!is_active()) {
+    return closed_error();
+  }
+  if (write_shut_.load(std::memory_order_acquire)) {
+    return make_error_code(Errc::kConnClosed);
+  }
+  if (options_.max_output_bytes != 0 &&
+      output_.len() + output_.malloc_len() + n > options_.max_output_bytes) {
+    return make_error_code(Errc::kBufferFull);
+  }
+  return {};
+}
+
+Result<std::span<char>> Connection::malloc(std::size_t n) {
+  bool took = false;
+  if (const std::error_code ec = enter_call(took)) {
+    return ec;
+  }
+  Result<std::span<char>> out = make_error_code(Errc::kConnClosed);
+  if (const std::error_code ec = check_output_room(n)) {
+    out = ec;
+  } else {
+    out = output_.malloc(n);
+  }
+  leave_call(took);
+  return out;
+}
+
+std::error_code Connection::malloc_ack(std::size_t n) {
+  bool took = false;
+  if (const std::error_code ec = enter_call(took)) {
+    return ec;
+  }
+  std::error_code ec = is_active() ? output_.malloc_ack(n) : closed_error();
+  leave_call(took);
+  return ec;
+}
+
+std::error_code Connection::write_binary(std::span<const char> data) {
+  bool took = false;
+  if (const std::error_code ec = enter_call(took)) {
+    return ec;
+  }
+  std::error_code ec = check_output_room(data.size());
+  if (!ec) {
+    ec = output_.write_binary(data);
+  }
+  leave_call(took);
+  return ec;
+}
+
+std::error_code Connection::write_binary(std::span<const char> data,
+                                         std::function<void()> on_release) {
+  bool took = false;
+  if (std::error_code ec = enter_call(took)) {
+    if (on_release) {
+      on_release();
+    }
+    return ec;
+  }
+  std::error_code ec = check_output_room(data.size());
+  if (ec) {
+    if (on_release) {
+      on_release();
+    }
+  } else {
+    ec = output_.write_binary(data, std::move(on_release));
+  }
+  leave_call(took);
+  return ec;
+}
+
+std::error_code Connection::append(LinkBuffer&& other) {
+  bool took = false;
+  if (const std::error_code ec = enter_call(took)) {
+    return ec;
+  }
+  std::error_code ec = check_output_room(other.len());
+  if (!ec) {
+    ec = output_.append(std::move(other));
+  }
+  leave_call(took);
+  return ec;
+}
+
+std::error_code Connection::flush() {
+  bool took = false;
+  if (const std::error_code ec = enter_call(took)) {
+    return ec;
+  }
+  std::error_code ec;
+  if (!is_active()) {
+    ec = closed_error();
+  } else if (write_shut_.load(std::memory_order_acquire)) {
+    ec = make_error_code(Errc::kConnClosed);
+  } else {
+    ec = output_.flush();
+    if (!ec) {
+      ec = send_now();
+    }
+  }
+  leave_call(took);
+  return ec;
+}
+
+std::error_code Connection::shutdown_write() {
+  bool took = false;
+  if (const std::error_code ec = enter_call(took)) {
+    return ec;
+  }
+  std::error_code ec;
+  if (!is_active()) {
+    ec = closed_error();
+  } else if (write_shut_.exchange(true, std::memory_order_acq_rel)) {
+    ec = make_error_code(Errc::kConnClosed);  // already shut
+  } else {
+    ec = output_.flush();
+    if (!ec) {
+      ec = send_now();
+    }
+    if (!ec) {
+      // Our FIN goes after the pending output: now if it is all sent, else when the poller
+      // drains it (outputs()).
+      shut_pending_.store(true, std::memory_order_seq_cst);
+      Sender none = Sender::kNone;
+      if (output_.len() == 0 &&
+          sender_.compare_exchange_strong(none, Sender::kUser, std::memory_order_seq_cst)) {
+        if (shut_pending_.exchange(false, std::memory_order_acq_rel)) {
+          const sys::ConnScope scope(id_);
+          if (sys::shutdown(fd(), SHUT_WR) != 0 && errno != ENOTCONN) {
+            ec = system_error(errno);
+          }
+        }
+        sender_.store(Sender::kNone, std::memory_order_seq_cst);
+      }
+    }
+  }
+  leave_call(took);
+  return ec;
+}
+
+std::error_code Connection::pause_read() {
+  if (!is_active()) {
+    return closed_error();
+  }
+  read_paused_.store(true, std::memory_order_relaxed);
+  return poll_owner_->control(shared_from_this(), PollEvent::kPauseRead);
+}
+
+std::error_code Connection::resume_read() {
+  if (!is_active()) {
+    return closed_error();
+  }
+  read_paused_.store(false, std::memory_order_relaxed);
+  if (max_input_bytes_paused()) {
+    return {};  // the limit still holds: the reader's consumption resumes
+  }
+  return poll_owner_->control(shared_from_this(), PollEvent::kResumeRead);
+}
+
+// ---- timers (loop thread)
+
+void Connection::arm_idle_in_loop() noexcept {
+  idle_seen_seq_ = input_seq_.load(std::memory_order_relaxed);
+  idle_since_ = poll_owner_->clock().now();
+  schedule_idle_check(std::max(options_.idle_timeout / 4, Duration(1)));
+}
+
+void Connection::schedule_idle_check(Duration delay) noexcept {
+  idle_timer_ = poll_owner_->add_timer(delay, [weak = weak_from_this()] {
+    if (auto self = weak.lock()) {
+      self->idle_check_in_loop();
+    }
+  });
+}
+
+void Connection::idle_check_in_loop() noexcept {
+  idle_timer_ = TimerId{};
+  if (!is_active()) {
+    return;
+  }
+  // Input moves input_seq_; the check runs every quarter of the timeout, so the close comes
+  // between idle_timeout and 1.25 x idle_timeout after the last input, with no timer work per
+  // request.
+  const TimePoint now = poll_owner_->clock().now();
+  const uint64_t seq = input_seq_.load(std::memory_order_relaxed);
+  if (seq != idle_seen_seq_) {
+    idle_seen_seq_ = seq;
+    idle_since_ = now;
+  }
+  const Duration idle = now - idle_since_;
+  if (idle >= options_.idle_timeout) {
+    FAULTLOOP_OBSERVE(LifecycleKind::kTimeout, id_, fd(), 3, "idle");
+    if (close_by(CloseWho::kUser, "idle timeout")) {
+      try_finish_close();
+    }
+    return;
+  }
+  schedule_idle_check(std::min(std::max(options_.idle_timeout / 4, Duration(1)),
+                               options_.idle_timeout - idle));
+}
+
+void Connection::arm_write_timer_in_loop() noexcept {
+  if (write_timer_armed_ || !is_active()) {
+    return;
+  }
+  write_timer_armed_ = true;
+  write_timer_progress_ = output_progress_.load(std::memory_order_relaxed);
+  write_timer_ = poll_owner_->add_timer(options_.write_timeout, [weak = weak_from_this()] {
+    if (auto self = weak.lock()) {
+      self->write_check_in_loop();
+    }
+  });
+}
+
+void Connection::write_check_in_loop() noexcept {
+  write_timer_ = TimerId{};
+  write_timer_armed_ = false;
+  if (!is_active()) {
+    return;
+  }
+  if (output_.len() == 0 && sender_.load(std::memory_order_acquire) == Sender::kNone) {
+    return;  // drained
+  }
+  const uint64_t progress = output_progress_.load(std::memory_order_relaxed);
+  if (progress != write_timer_progress_) {
+    arm_write_timer_in_loop();  // the kernel took something: a new period
+    return;
+  }
+  FAULTLOOP_OBSERVE(LifecycleKind::kTimeout, id_, fd(), 2, "write");
+  close_error_.store(ETIMEDOUT, std::memory_order_release);
+  if (close_by(CloseWho::kUser, "write timeout")) {
+    try_finish_close();
+  }
+}
+
+void Connection::cancel_timers_in_loop() noexcept {
+  if (idle_timer_.valid()) {
+    poll_owner_->timers().cancel(idle_timer_);
+    idle_timer_ = TimerId{};
+  }
+  if (write_timer_.valid()) {
+    poll_owner_->timers().cancel(write_timer_);
+    write_timer_ = TimerId{};
+  }
+}
+
+}  // namespace faultloop
