@@ -406,6 +406,7 @@ int Connection::inputs(std::span<iovec> out) noexcept {
   if (options_.max_input_bytes != 0 && input_.len() >= options_.max_input_bytes) {
     // Dekker with after_input_consumed(): flag first, then look again.
     input_full_.store(true, std::memory_order_seq_cst);
+    (void)input_taken_.load(std::memory_order_seq_cst);
     if (input_.len() >= options_.max_input_bytes) {
       return 0;  // the poller pauses reading; the reader resumes it
     }
@@ -492,8 +493,10 @@ int Connection::outputs(std::span<iovec> out) noexcept {
     }
     // Drained: let go, then look again (a writer whose flush found us sending left its bytes
     // to us).
+    // Dekker with flush(): our seq_cst store, then its flush count; it bumps the count, then
+    // tries sender_. Either we see its bytes here or its CAS sees kNone and it sends them.
     sender_.store(Sender::kNone, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    (void)output_flushes_.load(std::memory_order_seq_cst);
     if (output_.len() == 0) {
       break;
     }
@@ -570,9 +573,8 @@ std::error_code Connection::send_now() noexcept {
       return system_error(err);
     }
     sender_.store(Sender::kNone, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
     if (output_.len() == 0) {
-      return {};
+      return {};  // (this thread is the only writer: nothing can have come meanwhile)
     }
   }
 }
@@ -623,7 +625,8 @@ void Connection::after_input_consumed() noexcept {
   if (options_.max_input_bytes == 0) {
     return;
   }
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // Dekker with inputs(): our count, then its flag; it sets the flag, then reads the count.
+  input_taken_.store(input_taken_.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
   if (input_full_.load(std::memory_order_seq_cst) && input_.len() < options_.max_input_bytes) {
     input_full_.store(false, std::memory_order_seq_cst);
     if (!read_paused_.load(std::memory_order_relaxed)) {
@@ -920,6 +923,8 @@ std::error_code Connection::flush() {
   } else {
     ec = output_.flush();
     if (!ec) {
+      output_flushes_.store(output_flushes_.load(std::memory_order_relaxed) + 1,
+                            std::memory_order_seq_cst);
       ec = send_now();
     }
   }
@@ -940,6 +945,8 @@ std::error_code Connection::shutdown_write() {
   } else {
     ec = output_.flush();
     if (!ec) {
+      output_flushes_.store(output_flushes_.load(std::memory_order_relaxed) + 1,
+                            std::memory_order_seq_cst);
       ec = send_now();
     }
     if (!ec) {

@@ -302,6 +302,8 @@ class Connection final : public FDOperator, public std::enable_shared_from_this<
   std::atomic<bool> finalized_{false};
   std::atomic<bool> read_paused_{false};   // by the user (pause_read)
   std::atomic<bool> input_full_{false};    // by max_input_bytes
+  std::atomic<uint64_t> input_taken_{0};   // reader consumptions (max_input_bytes only)
+  std::atomic<uint64_t> output_flushes_{0};  // flush() calls that published output
   std::atomic<uint64_t> input_seq_{0};     // bumped per input_ack with bytes (or EOF)
   uint64_t processed_seq_ = 0;             // processing holder only
   std::atomic<uint64_t> handler_exceptions_{0};
