@@ -17,7 +17,7 @@ readonly PACKAGES=(
   binutils ccache cmake fiu-utils g++ gdb libbenchmark-dev libboost-dev
   libboost-filesystem-dev libcli11-dev libfiu-dev libfmt-dev libgmock-dev libgtest-dev
   libkainjow-mustache-dev libpugixml-dev libtomlplusplus-dev netcat-openbsd ninja-build
-  nlohmann-json3-dev pkg-config socat valgrind
+  nlohmann-json3-dev pkg-config socat strace valgrind
 )
 
 # The presets `./run.sh test` runs, in order (CMakePresets.json; DESIGN preset matrix).
