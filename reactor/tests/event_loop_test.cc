@@ -425,6 +425,43 @@ TEST_F(EventLoopTest, ShutdownFromAHandlerClosesEverythingAndServeFinishesIt) {
   expect_nothing_left();
 }
 
+// ---- found while building on Connection (for the lead; see the report)
+
+// connection.h: "Output that stays undrained (the kernel takes nothing) this long closes the
+// connection with ErrWriteTimeout". The connection does close, but nothing ever returns
+// ErrWriteTimeout: writer calls after that close return ErrConnClosed (closed_error() only
+// knows kUser/kPoller; the ETIMEDOUT kept in close_error_ never surfaces). DISABLED until the
+// lead decides what a writer should see (run with --gtest_also_run_disabled_tests).
+TEST_F(EventLoopTest, DISABLED_WriteTimeoutCloseReportsErrWriteTimeoutToTheWriter) {
+  std::atomic<bool> done{false};
+  std::error_code after_close;
+  ConnectionHandlers h;
+  h.on_request = [&](Connection& c) {
+    (void)c.next(c.len());
+    const std::string chunk(1 << 20, 'w');
+    for (int i = 0; i < 32 && c.is_active(); ++i) {  // far more than the socket buffers take
+      (void)c.write_binary(chunk);
+      (void)c.flush();
+    }
+    for (int i = 0; i < 3000 && c.is_active(); ++i) {
+      std::this_thread::sleep_for(1ms);  // the peer reads nothing: the write timer fires
+    }
+    after_close = c.write_binary(std::string_view("x"));
+    done = true;
+  };
+  PoolExecutor pool;
+  EventLoopOptions options;
+  options.executor = &pool;
+  options.connection.write_timeout = 200ms;
+  Server server(options, h, "127.0.0.1:0");
+  RawClient client(server.address());  // never reads
+  ASSERT_TRUE(client.send_all("go"));
+  ASSERT_TRUE(eventually([&] { return done.load(); }, 10s));
+  EXPECT_EQ(after_close, make_error_code(Errc::kWriteTimeout)) << after_close.message();
+  EXPECT_TRUE(server.loop().shutdown(5s));
+  EXPECT_FALSE(server.join());
+}
+
 // ---- balance
 
 TEST_F(EventLoopTest, TwoLoopsRoundRobinSpreadConnections) {
