@@ -324,7 +324,11 @@ TEST_F(EventLoopTest, GracefulShutdownWithBlockedHandlersReportsTheMissedDeadlin
     echo(c);  // the connection was closed meanwhile: ErrConnClosed, nothing sent
     finished.fetch_add(1);
   };
-  PoolExecutor pool;  // declared first: it outlives the EventLoop
+  // Declared first: it outlives the EventLoop. Two workers: a sleeping handler is not blocked
+  // in next(n), so the pool would not grow for the second one.
+  PoolOptions pool_options;
+  pool_options.min_workers = 2;
+  PoolExecutor pool(pool_options);
   EventLoopOptions options;
   options.executor = &pool;
   Server server(options, h, "127.0.0.1:0");
