@@ -230,13 +230,32 @@ bool EventLoop::on_own_thread() const {
 }
 
 bool EventLoop::drain(Deadline deadline) {
-  std::unique_lock lock(drain_mu_, std::defer_lock);
-  if (deadline == kNoDeadline) {
-    lock.lock();
-  } else if (!lock.try_lock_until(deadline)) {
-    std::lock_guard state_lock(state_mu_);
-    return state_ == State::kStopped;  // another caller still works on it
+  {
+    std::unique_lock lock(drain_mu_);
+    const auto free = [this] { return !draining_; };
+    if (deadline == kNoDeadline) {
+      drain_cv_.wait(lock, free);
+    } else if (!drain_cv_.wait_until(lock, deadline, free)) {
+      std::lock_guard state_lock(state_mu_);
+      return state_ == State::kStopped;  // another caller still works on it
+    }
+    draining_ = true;
   }
+  // Lets the next drain in, also when this one throws (std::bad_alloc).
+  struct Release {
+    EventLoop* self;
+    ~Release() {
+      {
+        std::lock_guard lock(self->drain_mu_);
+        self->draining_ = false;
+      }
+      self->drain_cv_.notify_all();
+    }
+  } release{this};
+  return drain_locked(deadline);
+}
+
+bool EventLoop::drain_locked(Deadline deadline) {
   if (loops_stopped_) {
     return true;
   }

@@ -150,6 +150,7 @@ class EventLoop {
   void on_accept(int fd, const Address& peer) noexcept;
   void on_connection_closed(Connection& conn) noexcept;
   bool drain(Deadline deadline);
+  bool drain_locked(Deadline deadline);
   bool on_own_thread() const;
   bool wait_listener_closed(Deadline deadline);
   bool wait_idle(Deadline deadline);
@@ -164,10 +165,14 @@ class EventLoop {
   Executor* executor_;
   std::unique_ptr<PollManager> loops_;  // destroyed before owned_executor_
 
-  // Serialises shutdown work (shutdown(), serve()'s finish, the destructor). Timed, so a
-  // shutdown() never waits beyond its deadline for another one.
-  std::timed_mutex drain_mu_;
-  // Progress of the shutdown steps (guarded by drain_mu_).
+  // Serialises shutdown work (shutdown(), serve()'s finish, the destructor): one drain at a
+  // time, and a shutdown() never waits beyond its deadline for another one. A flag under a
+  // mutex and a condition variable rather than std::timed_mutex, whose try_lock_until
+  // (pthread_mutex_clocklock) ThreadSanitizer does not intercept.
+  std::mutex drain_mu_;
+  std::condition_variable drain_cv_;
+  bool draining_ = false;  // guarded by drain_mu_
+  // Progress of the shutdown steps (owned by the drain in progress).
   bool listener_closed_ = false;
   bool idle_waited_ = false;
   bool all_closed_ = false;
