@@ -159,6 +159,9 @@ void Connection::start_in_loop() noexcept {
 // ---- errors and state
 
 std::error_code Connection::closed_error() const noexcept {
+  if (write_timed_out_.load(std::memory_order_acquire)) {
+    return make_error_code(Errc::kWriteTimeout);
+  }
   return make_error_code(state_.load(std::memory_order_acquire) == CloseWho::kPoller
                              ? Errc::kEof
                              : Errc::kConnClosed);
@@ -326,11 +329,12 @@ void Connection::run_locked() noexcept {
         break;
       }
       const std::size_t after = input_.len();
-      progress = after < before && after > 0;
       input_.release();  // spans handed out in the handler end with it
-      if (max_input_bytes_paused()) {
-        after_input_consumed();
+      after_input_consumed();
+      if (after == 0) {
+        break;  // all consumed; input that came meanwhile is seen by release_processing()
       }
+      progress = after < before;
     }
   }
   release_processing();
@@ -352,12 +356,15 @@ void Connection::release_processing() noexcept {
       finish_close_locked();
       return;
     }
+    // processed_seq_ belongs to the lock's holder: copy it before letting go (the next holder,
+    // maybe another worker, writes it at once).
+    const uint64_t seen = processed_seq_;
     processing_.store(false, std::memory_order_seq_cst);
     FAULTLOOP_RACE_POINT(race::kAfterProcessingUnlock);
     // Re-check: a close or input that came while we held the lock found it taken and left
     // the work to us.
     const bool new_input =
-        handlers_->on_request && input_seq_.load(std::memory_order_seq_cst) != processed_seq_;
+        handlers_->on_request && input_seq_.load(std::memory_order_seq_cst) != seen;
     if (is_active() && !new_input && !eof_close_due()) {
       return;
     }
@@ -372,7 +379,7 @@ void Connection::release_processing() noexcept {
 }
 
 bool Connection::eof_close_due() const noexcept {
-  return handler_driven_ && !options_.half_close && input_eof_.load(std::memory_order_seq_cst) &&
+  return input_eof_.load(std::memory_order_seq_cst) && handler_driven_ && !options_.half_close &&
          output_.len() == 0 && sender_.load(std::memory_order_seq_cst) == Sender::kNone &&
          is_active();
 }
@@ -448,7 +455,7 @@ void Connection::input_ack(const io_ops::IoResult& result) noexcept {
       return;
     case io_ops::IoStatus::kError:
       input_.book_ack(0);
-      close_error_.store(result.error.value(), std::memory_order_release);
+      close_error_.store(result.err, std::memory_order_release);
       if (close_by(CloseWho::kPoller, "read error")) {
         try_finish_close();
       }
@@ -515,7 +522,8 @@ void Connection::output_ack(const io_ops::IoResult& result) noexcept {
     case io_ops::IoStatus::kDone:
       output_.skip(result.bytes);
       output_.release();
-      output_progress_.fetch_add(result.bytes, std::memory_order_relaxed);
+      output_progress_.store(output_progress_.load(std::memory_order_relaxed) + result.bytes,
+                             std::memory_order_relaxed);  // only the sender writes it
       return;
     case io_ops::IoStatus::kWouldBlock:
       if (options_.write_timeout > Duration::zero()) {
@@ -525,7 +533,7 @@ void Connection::output_ack(const io_ops::IoResult& result) noexcept {
     case io_ops::IoStatus::kEof:
     case io_ops::IoStatus::kError:
       sender_.store(Sender::kNone, std::memory_order_seq_cst);
-      close_error_.store(result.error.value(), std::memory_order_release);
+      close_error_.store(result.err, std::memory_order_release);
       if (close_by(CloseWho::kPoller, "send error")) {
         try_finish_close();
       }
@@ -553,7 +561,11 @@ std::error_code Connection::send_now() noexcept {
       if (r.is_done()) {
         output_.skip(r.bytes);
         output_.release();
-        output_progress_.fetch_add(r.bytes, std::memory_order_relaxed);
+        output_progress_.store(output_progress_.load(std::memory_order_relaxed) + r.bytes,
+                               std::memory_order_relaxed);  // only the sender writes it
+        if (output_.len() == 0) {
+          break;  // all sent: no second get_bytes
+        }
         continue;
       }
       sender_.store(Sender::kNone, std::memory_order_seq_cst);
@@ -567,7 +579,7 @@ std::error_code Connection::send_now() noexcept {
         }
         return {};
       }
-      const int err = r.error ? r.error.value() : EPIPE;
+      const int err = r.err != 0 ? r.err : EPIPE;
       close_error_.store(err, std::memory_order_release);
       close_by(CloseWho::kPoller, "send error");  // completed when the caller lets go
       return system_error(err);
@@ -648,7 +660,7 @@ std::error_code Connection::wait_for(std::size_t n, bool until_delim, char delim
     return input_.len() >= n;
   };
   if (state_.load(std::memory_order_acquire) == CloseWho::kUser) {
-    return make_error_code(Errc::kConnClosed);
+    return closed_error();
   }
   if (ready()) {
     return {};  // buffered bytes are delivered even after the peer closed (netpoll #278)
@@ -682,7 +694,7 @@ std::error_code Connection::wait_for(std::size_t n, bool until_delim, char delim
     while (true) {
       (void)input_seq_.load(std::memory_order_seq_cst);  // pairs with input_ack's store
       if (state_.load(std::memory_order_acquire) == CloseWho::kUser) {
-        result = make_error_code(Errc::kConnClosed);
+        result = closed_error();
         break;
       }
       if (ready()) {
@@ -706,111 +718,57 @@ std::error_code Connection::wait_for(std::size_t n, bool until_delim, char delim
   return result;
 }
 
-Result<std::span<const char>> Connection::next(std::size_t n) {
+template <class R, class Op>
+R Connection::read_call(std::size_t n, bool until_delim, char delim, Op op) {
+  // Fast path: a handler reading bytes that are already there (the echo round trip).
+  if (t_holder == this && !until_delim && input_.len() >= n &&
+      state_.load(std::memory_order_relaxed) != CloseWho::kUser) [[likely]] {
+    R out = op();
+    after_input_consumed();
+    return out;
+  }
   bool took = false;
   if (const std::error_code ec = enter_call(took)) {
-    return ec;
+    return R(ec);
   }
-  Result<std::span<const char>> out = make_error_code(Errc::kConnClosed);
-  if (const std::error_code ec = wait_for(n, false, 0)) {
-    out = ec;
-  } else {
-    out = input_.next(n);
-    after_input_consumed();
+  if (const std::error_code ec = wait_for(n, until_delim, delim)) {
+    leave_call(took);
+    return R(ec);
   }
+  R out = op();
+  after_input_consumed();
   leave_call(took);
   return out;
+}
+
+Result<std::span<const char>> Connection::next(std::size_t n) {
+  return read_call<Result<std::span<const char>>>(n, false, 0, [&] { return input_.next(n); });
 }
 
 Result<std::span<const char>> Connection::peek(std::size_t n) {
-  bool took = false;
-  if (const std::error_code ec = enter_call(took)) {
-    return ec;
-  }
-  Result<std::span<const char>> out = make_error_code(Errc::kConnClosed);
-  if (const std::error_code ec = wait_for(n, false, 0)) {
-    out = ec;
-  } else {
-    out = input_.peek(n);
-  }
-  leave_call(took);
-  return out;
+  return read_call<Result<std::span<const char>>>(n, false, 0, [&] { return input_.peek(n); });
 }
 
 std::error_code Connection::skip(std::size_t n) {
-  bool took = false;
-  if (const std::error_code ec = enter_call(took)) {
-    return ec;
-  }
-  std::error_code ec = wait_for(n, false, 0);
-  if (!ec) {
-    ec = input_.skip(n);
-    after_input_consumed();
-  }
-  leave_call(took);
-  return ec;
+  return read_call<std::error_code>(n, false, 0, [&] { return input_.skip(n); });
 }
 
 Result<std::span<const char>> Connection::until(char delim) {
-  bool took = false;
-  if (const std::error_code ec = enter_call(took)) {
-    return ec;
-  }
-  Result<std::span<const char>> out = make_error_code(Errc::kConnClosed);
-  if (const std::error_code ec = wait_for(0, true, delim)) {
-    out = ec;
-  } else {
-    out = input_.until(delim);
-    after_input_consumed();
-  }
-  leave_call(took);
-  return out;
+  return read_call<Result<std::span<const char>>>(0, true, delim,
+                                                  [&] { return input_.until(delim); });
 }
 
 Result<std::string> Connection::read_string(std::size_t n) {
-  bool took = false;
-  if (const std::error_code ec = enter_call(took)) {
-    return ec;
-  }
-  Result<std::string> out = make_error_code(Errc::kConnClosed);
-  if (const std::error_code ec = wait_for(n, false, 0)) {
-    out = ec;
-  } else {
-    out = input_.read_string(n);
-    after_input_consumed();
-  }
-  leave_call(took);
-  return out;
+  return read_call<Result<std::string>>(n, false, 0, [&] { return input_.read_string(n); });
 }
 
 std::error_code Connection::read_binary(std::span<char> out) {
-  bool took = false;
-  if (const std::error_code ec = enter_call(took)) {
-    return ec;
-  }
-  std::error_code ec = wait_for(out.size(), false, 0);
-  if (!ec) {
-    ec = input_.read_binary(out);
-    after_input_consumed();
-  }
-  leave_call(took);
-  return ec;
+  return read_call<std::error_code>(out.size(), false, 0,
+                                    [&] { return input_.read_binary(out); });
 }
 
 Result<LinkBuffer> Connection::slice(std::size_t n) {
-  bool took = false;
-  if (const std::error_code ec = enter_call(took)) {
-    return ec;
-  }
-  Result<LinkBuffer> out = make_error_code(Errc::kConnClosed);
-  if (const std::error_code ec = wait_for(n, false, 0)) {
-    out = ec;
-  } else {
-    out = input_.slice(n);
-    after_input_consumed();
-  }
-  leave_call(took);
-  return out;
+  return read_call<Result<LinkBuffer>>(n, false, 0, [&] { return input_.slice(n); });
 }
 
 std::error_code Connection::release() {
@@ -838,82 +796,59 @@ std::error_code Connection::check_output_room(std::size_t n) noexcept {
   return {};
 }
 
-Result<std::span<char>> Connection::malloc(std::size_t n) {
+template <class R, class Op>
+R Connection::write_call(std::size_t n, Op op) {
   bool took = false;
-  if (const std::error_code ec = enter_call(took)) {
-    return ec;
+  if (t_holder != this) {
+    if (const std::error_code ec = enter_call(took)) {
+      return R(ec);
+    }
   }
-  Result<std::span<char>> out = make_error_code(Errc::kConnClosed);
   if (const std::error_code ec = check_output_room(n)) {
-    out = ec;
-  } else {
-    out = output_.malloc(n);
+    leave_call(took);
+    return R(ec);
   }
+  R out = op();
   leave_call(took);
   return out;
 }
 
+Result<std::span<char>> Connection::malloc(std::size_t n) {
+  return write_call<Result<std::span<char>>>(n, [&] { return output_.malloc(n); });
+}
+
 std::error_code Connection::malloc_ack(std::size_t n) {
-  bool took = false;
-  if (const std::error_code ec = enter_call(took)) {
-    return ec;
-  }
-  std::error_code ec = is_active() ? output_.malloc_ack(n) : closed_error();
-  leave_call(took);
-  return ec;
+  return write_call<std::error_code>(0, [&] { return output_.malloc_ack(n); });
 }
 
 std::error_code Connection::write_binary(std::span<const char> data) {
-  bool took = false;
-  if (const std::error_code ec = enter_call(took)) {
-    return ec;
-  }
-  std::error_code ec = check_output_room(data.size());
-  if (!ec) {
-    ec = output_.write_binary(data);
-  }
-  leave_call(took);
-  return ec;
+  return write_call<std::error_code>(data.size(), [&] { return output_.write_binary(data); });
 }
 
 std::error_code Connection::write_binary(std::span<const char> data,
                                          std::function<void()> on_release) {
-  bool took = false;
-  if (std::error_code ec = enter_call(took)) {
-    if (on_release) {
-      on_release();
-    }
-    return ec;
+  bool ran = false;
+  std::error_code ec = write_call<std::error_code>(data.size(), [&] {
+    ran = true;
+    return output_.write_binary(data, std::move(on_release));
+  });
+  if (!ran && on_release) {
+    on_release();  // refused before reaching the buffer: still exactly once
   }
-  std::error_code ec = check_output_room(data.size());
-  if (ec) {
-    if (on_release) {
-      on_release();
-    }
-  } else {
-    ec = output_.write_binary(data, std::move(on_release));
-  }
-  leave_call(took);
   return ec;
 }
 
 std::error_code Connection::append(LinkBuffer&& other) {
-  bool took = false;
-  if (const std::error_code ec = enter_call(took)) {
-    return ec;
-  }
-  std::error_code ec = check_output_room(other.len());
-  if (!ec) {
-    ec = output_.append(std::move(other));
-  }
-  leave_call(took);
-  return ec;
+  return write_call<std::error_code>(other.len(),
+                                     [&] { return output_.append(std::move(other)); });
 }
 
 std::error_code Connection::flush() {
   bool took = false;
-  if (const std::error_code ec = enter_call(took)) {
-    return ec;
+  if (t_holder != this) {
+    if (const std::error_code ec = enter_call(took)) {
+      return ec;
+    }
   }
   std::error_code ec;
   if (!is_active()) {
@@ -1059,9 +994,15 @@ void Connection::write_check_in_loop() noexcept {
     return;
   }
   FAULTLOOP_OBSERVE(LifecycleKind::kTimeout, id_, fd(), 2, "write");
-  close_error_.store(ETIMEDOUT, std::memory_order_release);
+  if (!is_active()) {
+    return;
+  }
+  write_timed_out_.store(true, std::memory_order_release);  // before the CAS: calls that see
+                                                            // the close see the reason
   if (close_by(CloseWho::kUser, "write timeout")) {
     try_finish_close();
+  } else {
+    write_timed_out_.store(false, std::memory_order_release);  // another close won first
   }
 }
 

@@ -107,7 +107,8 @@ struct ConnectionOptions {
 
 /// A stream connection (see the file comment). Always held by std::shared_ptr (ConnectionPtr);
 /// the Poll holds a reference while it is registered. Every call after close returns an error
-/// (ErrConnClosed when we closed, ErrEOF when the peer did), never crashes (netpoll #416).
+/// (ErrConnClosed when we closed, ErrEOF when the peer did, ErrWriteTimeout when the write
+/// timeout did), never crashes (netpoll #416).
 class Connection final : public FDOperator, public std::enable_shared_from_this<Connection> {
  public:
   /// Creates a connection for the connected, non-blocking socket `fd`, which it owns from now
@@ -208,7 +209,9 @@ class Connection final : public FDOperator, public std::enable_shared_from_this<
   /// written so far, then end of input. Writer calls fail with ErrConnClosed afterwards.
   std::error_code shutdown_write();
   /// Registers `callback` to run once when the connection closes, LIFO, before the finalizer
-  /// (netpoll AddCloseCallback). ErrConnClosed (not registered, not run) once closing began.
+  /// (netpoll AddCloseCallback). Once closing began it is neither registered nor run and the
+  /// close's error is returned (ErrConnClosed, ErrEOF or ErrWriteTimeout, as for every call
+  /// after close).
   std::error_code add_close_callback(std::function<void(Connection&)> callback);
   /// Stops reading from the socket (backpressure): input already buffered stays readable.
   std::error_code pause_read();
@@ -262,6 +265,10 @@ class Connection final : public FDOperator, public std::enable_shared_from_this<
 
   // Reader/writer helpers.
   std::error_code wait_for(std::size_t n, bool until_delim, char delim) noexcept;
+  template <class R, class Op>
+  R read_call(std::size_t n, bool until_delim, char delim, Op op);
+  template <class R, class Op>
+  R write_call(std::size_t n, Op op);
   bool in_handler() const noexcept;
   std::error_code enter_call(bool& took) noexcept;
   void leave_call(bool took) noexcept;
@@ -308,6 +315,7 @@ class Connection final : public FDOperator, public std::enable_shared_from_this<
   uint64_t processed_seq_ = 0;             // processing holder only
   std::atomic<uint64_t> handler_exceptions_{0};
   std::atomic<int> close_error_{0};        // errno of a send/receive error that closed us
+  std::atomic<bool> write_timed_out_{false};  // closed by the write timeout: ErrWriteTimeout
   bool dialed_ = false;
   const bool handler_driven_;              // on_connect or on_request set
   std::atomic<bool> shut_pending_{false};  // shutdown_write() waits for the output to drain

@@ -99,6 +99,9 @@ Poll::Poll(PollOptions options, std::shared_ptr<const Clock> clock, int epfd, in
 
 Poll::~Poll() {
   stop();
+  while (queuing_.load(std::memory_order_acquire) != 0) {
+    std::this_thread::yield();  // a thread between its push and its wake() (see queue_in_loop)
+  }
   // Registered operators are released without callbacks: their owners close their fds.
   for (Slot& slot : slots_) {
     if (slot.op) {
@@ -305,11 +308,16 @@ void Poll::run_in_loop(Task task) {
 }
 
 void Poll::queue_in_loop(Task task) {
+  // A task may be what lets the owner destroy this Poll (a connection's finalizer queued by a
+  // worker: the owner sees finalized() and destroys the loop) while this thread is still in
+  // wake(). The destructor waits until no thread is in here.
+  queuing_.fetch_add(1, std::memory_order_acq_rel);
   {
     std::lock_guard lock(tasks_mu_);
     tasks_.push_back(std::move(task));
   }
   wake();
+  queuing_.fetch_sub(1, std::memory_order_acq_rel);
 }
 
 void Poll::wake() {

@@ -56,6 +56,7 @@ class Poll {
 
   /// Stops the loop (if running) and closes the epoll fd and the eventfd through the seam.
   /// Operators still registered are released without on_hup (their owners close their fds).
+  /// Waits for threads still inside queue_in_loop() (their wake-up) before closing anything.
   ~Poll();
   Poll(const Poll&) = delete;
   Poll& operator=(const Poll&) = delete;
@@ -163,6 +164,7 @@ class Poll {
   std::vector<Task> tasks_;                  // guarded by tasks_mu_
   std::vector<Task> running_;                // the loop's swap buffer
   std::atomic<bool> wake_pending_{false};
+  std::atomic<int> queuing_{0};  // threads inside queue_in_loop(): the destructor waits for them
   std::atomic<bool> quit_{false};
   std::atomic<std::thread::id> loop_thread_{};
   std::thread thread_;

@@ -429,14 +429,11 @@ TEST_F(EventLoopTest, ShutdownFromAHandlerClosesEverythingAndServeFinishesIt) {
   expect_nothing_left();
 }
 
-// ---- found while building on Connection (for the lead; see the report)
+// ---- regressions found while building on Connection
 
 // connection.h: "Output that stays undrained (the kernel takes nothing) this long closes the
-// connection with ErrWriteTimeout". The connection does close, but nothing ever returns
-// ErrWriteTimeout: writer calls after that close return ErrConnClosed (closed_error() only
-// knows kUser/kPoller; the ETIMEDOUT kept in close_error_ never surfaces). DISABLED until the
-// lead decides what a writer should see (run with --gtest_also_run_disabled_tests).
-TEST_F(EventLoopTest, DISABLED_WriteTimeoutCloseReportsErrWriteTimeoutToTheWriter) {
+// connection with ErrWriteTimeout": calls after that close say so (they said ErrConnClosed).
+TEST_F(EventLoopTest, WriteTimeoutCloseReportsErrWriteTimeoutToTheWriter) {
   std::atomic<bool> done{false};
   std::error_code after_close;
   ConnectionHandlers h;
@@ -466,10 +463,10 @@ TEST_F(EventLoopTest, DISABLED_WriteTimeoutCloseReportsErrWriteTimeoutToTheWrite
   EXPECT_FALSE(server.join());
 }
 
-// Connection::release_processing() reads processed_seq_ (a plain field) after it stored
+// Connection::release_processing() read processed_seq_ (a plain field) after it stored
 // processing_ = false; by then a new arrival may have let the poller dispatch the connection to
-// another worker, whose run_locked() writes processed_seq_: a data race (ThreadSanitizer reports
-// it here within a few hundred round trips; other builds pass). Ping-pong on the pool makes the
+// another worker, whose run_locked() writes processed_seq_: a data race (ThreadSanitizer
+// reported it here within a few hundred round trips; other builds pass). Ping-pong on the pool makes the
 // next message arrive while the worker that echoed the last one is still letting go.
 TEST_F(EventLoopTest, PoolPingPongHandsTheConnectionBetweenWorkersWithoutARace) {
   PoolOptions pool_options;

@@ -51,7 +51,7 @@ TEST_F(IoOpsReadvFaultTest, InjectedEintrIsRetriedWithTheSameIovecs) {
   const iovec iov[2] = {{a, sizeof(a)}, {b, sizeof(b)}};
   ASSERT_TRUE(arm("reactor/sys/readv:error=EINTR,nth=1"));
   const io_ops::IoResult r = io_ops::readv(pair.sut(), iov);
-  ASSERT_TRUE(r.is_done()) << r.error.message();
+  ASSERT_TRUE(r.is_done()) << r.error().message();
   EXPECT_EQ(r.bytes, 16u);
   EXPECT_EQ(std::string(a, 6), "012345");
   EXPECT_EQ(std::string(b, 10), "6789abcdef");
@@ -93,7 +93,7 @@ TEST_F(IoOpsReadvFaultTest, InjectedResetIsEconnresetThenEof) {
   ASSERT_TRUE(arm("reactor/sys/readv:error=ECONNRESET,nth=1"));
   const io_ops::IoResult r = io_ops::readv(pair.sut(), iov);
   ASSERT_TRUE(r.is_error());
-  EXPECT_EQ(r.error, std::errc::connection_reset);
+  EXPECT_EQ(r.error(), std::errc::connection_reset);
   EXPECT_TRUE(io_ops::readv(pair.sut(), iov).is_eof());  // the kernel's state after an RST
 }
 

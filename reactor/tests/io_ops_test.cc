@@ -42,7 +42,7 @@ TEST_F(IoOpsReadvTest, AvailableDataIsDoneAcrossTheIovecsInOrder) {
   char b[32];
   const iovec iov[2] = {{a, sizeof(a)}, {b, sizeof(b)}};
   const io_ops::IoResult r = io_ops::readv(pair.sut(), iov);
-  ASSERT_TRUE(r.is_done()) << r.error.message();
+  ASSERT_TRUE(r.is_done()) << r.error().message();
   EXPECT_EQ(r.bytes, 11u);
   EXPECT_EQ(std::string(a, 4) + std::string(b, 7), "hello world");
 }
@@ -54,7 +54,7 @@ TEST_F(IoOpsReadvTest, EmptySocketWouldBlock) {
   const io_ops::IoResult r = io_ops::readv(pair.sut(), iov);
   EXPECT_TRUE(r.is_would_block());
   EXPECT_EQ(r.bytes, 0u);
-  EXPECT_FALSE(r.error);
+  EXPECT_FALSE(r.error());
 }
 
 TEST_F(IoOpsReadvTest, PeerCloseIsEofAfterTheBufferedData) {
@@ -90,8 +90,8 @@ TEST_F(IoOpsReadvTest, ResetPeerIsAnErrorInTheSystemCategory) {
   const iovec iov[1] = {{buf, sizeof(buf)}};
   const io_ops::IoResult r = io_ops::readv(pair.sut(), iov);
   ASSERT_TRUE(r.is_error());
-  EXPECT_EQ(r.error, std::errc::connection_reset);
-  EXPECT_EQ(&r.error.category(), &std::system_category());
+  EXPECT_EQ(r.error(), std::errc::connection_reset);
+  EXPECT_EQ(&r.error().category(), &std::system_category());
   EXPECT_TRUE(io_ops::readv(pair.sut(), iov).is_eof());  // the kernel: ECONNRESET, then 0
 }
 
@@ -105,7 +105,7 @@ TEST_F(IoOpsSendmsgTest, GatherWriteReachesThePeer) {
   char b[] = "defg";
   const iovec iov[2] = {{a, 3}, {b, 4}};
   const io_ops::IoResult r = io_ops::sendmsg(pair.sut(), iov);
-  ASSERT_TRUE(r.is_done()) << r.error.message();
+  ASSERT_TRUE(r.is_done()) << r.error().message();
   EXPECT_EQ(r.bytes, 7u);
   EXPECT_EQ(testing::drain_raw(pair.peer()), "abcdefg");
 }
@@ -115,7 +115,7 @@ TEST_F(IoOpsSendmsgTest, FullSocketGivesAShortCountThenWouldBlock) {
   std::vector<char> big(8 << 20, 'z');
   const iovec iov[1] = {{big.data(), big.size()}};
   const io_ops::IoResult first = io_ops::sendmsg(pair.sut(), iov);
-  ASSERT_TRUE(first.is_done()) << first.error.message();
+  ASSERT_TRUE(first.is_done()) << first.error().message();
   EXPECT_GT(first.bytes, 0u);
   EXPECT_LT(first.bytes, big.size());  // the caller keeps the rest
   const io_ops::IoResult second = io_ops::sendmsg(pair.sut(), iov);
@@ -136,9 +136,9 @@ TEST_F(IoOpsSendmsgTest, ClosedPeerGivesEpipeAndNoSigpipe) {
   const io_ops::IoResult again = io_ops::sendmsg(pair.sut(), iov);
   ::sigaction(SIGPIPE, &old, nullptr);
   ASSERT_TRUE(r.is_error());
-  EXPECT_EQ(r.error, std::errc::broken_pipe);
-  EXPECT_EQ(&r.error.category(), &std::system_category());
-  EXPECT_EQ(again.error, std::errc::broken_pipe);  // and we are still alive
+  EXPECT_EQ(r.error(), std::errc::broken_pipe);
+  EXPECT_EQ(&r.error().category(), &std::system_category());
+  EXPECT_EQ(again.error(), std::errc::broken_pipe);  // and we are still alive
 }
 
 TEST_F(IoOpsSendmsgTest, ResetTcpPeerGivesAnErrorAndNoSigpipe) {
@@ -155,8 +155,8 @@ TEST_F(IoOpsSendmsgTest, ResetTcpPeerGivesAnErrorAndNoSigpipe) {
   const io_ops::IoResult again = io_ops::sendmsg(pair.sut(), iov);
   ::sigaction(SIGPIPE, &old, nullptr);
   ASSERT_TRUE(r.is_error());
-  EXPECT_EQ(r.error, std::errc::connection_reset);  // the pending error, consumed
-  EXPECT_EQ(again.error, std::errc::broken_pipe);
+  EXPECT_EQ(r.error(), std::errc::connection_reset);  // the pending error, consumed
+  EXPECT_EQ(again.error(), std::errc::broken_pipe);
 }
 
 // ---- accept and socket options ----------------------------------------------------------------
@@ -274,7 +274,7 @@ TEST_F(IoOpsAcceptTest, ShutdownWriteSendsOurFinAndKeepsReading) {
   EXPECT_EQ(std::string(buf, r.bytes), "still here");
   char data[] = "x";
   const iovec out[1] = {{data, 1}};
-  EXPECT_EQ(io_ops::sendmsg(pair.sut(), out).error, std::errc::broken_pipe);
+  EXPECT_EQ(io_ops::sendmsg(pair.sut(), out).error(), std::errc::broken_pipe);
 }
 
 TEST_F(IoOpsAcceptTest, CloseFdClosesOnceThroughTheSeam) {
