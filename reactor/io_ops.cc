@@ -39,14 +39,14 @@ IoResult readv(int fd, std::span<const iovec> iov) {
   for (;;) {
     // netpoll #212: the retry below reuses exactly these iovecs; nothing is booked again.
     const ssize_t n = sys::readv(fd, iov.data(), count);
-    const int err = errno;
     if (n > 0) {
-      return IoResult::done(static_cast<std::size_t>(n));
+      return IoResult::done(static_cast<std::size_t>(n));  // errno untouched: not read
     }
     if (n == 0) {
       // netpoll #189: 0 for a request with room is end of input, not "try again".
       return any_room(iov) ? IoResult::eof() : IoResult::done(0);
     }
+    const int err = errno;
     if (err == EINTR) {
       continue;
     }
@@ -64,10 +64,10 @@ IoResult sendmsg(int fd, std::span<const iovec> iov) {
   msg.msg_iovlen = static_cast<std::size_t>(iov_count(iov));
   for (;;) {
     const ssize_t n = sys::sendmsg(fd, &msg, MSG_NOSIGNAL);
-    const int err = errno;
     if (n >= 0) {
       return IoResult::done(static_cast<std::size_t>(n));
     }
+    const int err = errno;
     if (err == EINTR) {
       continue;
     }
