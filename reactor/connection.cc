@@ -64,13 +64,14 @@ const char* close_who_name(CloseWho who) {
 
 std::shared_ptr<Connection> Connection::create(int fd, Poll& poll, Executor& executor,
                                                std::shared_ptr<const ConnectionHandlers> handlers,
-                                               const ConnectionOptions& options, Address peer) {
+                                               const ConnectionOptions& options, Address peer,
+                                               bool dialed) {
   try {
     if (!handlers) {
       handlers = std::make_shared<const ConnectionHandlers>();
     }
     return std::make_shared<Connection>(PrivateTag{}, fd, poll, executor, std::move(handlers),
-                                        options, std::move(peer));
+                                        options, std::move(peer), dialed);
   } catch (...) {
     sys::close(fd);  // owned from the call on: nothing may leak (netpoll #238)
     throw;
@@ -79,7 +80,7 @@ std::shared_ptr<Connection> Connection::create(int fd, Poll& poll, Executor& exe
 
 Connection::Connection(PrivateTag, int fd, Poll& poll, Executor& executor,
                        std::shared_ptr<const ConnectionHandlers> handlers,
-                       const ConnectionOptions& options, Address peer)
+                       const ConnectionOptions& options, Address peer, bool dialed)
     : FDOperator(fd),
       id_(g_next_id.fetch_add(1, std::memory_order_relaxed)),
       poll_owner_(&poll),
@@ -88,6 +89,7 @@ Connection::Connection(PrivateTag, int fd, Poll& poll, Executor& executor,
       handlers_(std::move(handlers)),
       options_(options),
       peer_(std::move(peer)),
+      dialed_(dialed),
       handler_driven_(handlers_->on_connect || handlers_->on_request) {
   set_conn_id(id_);
   sys::tag(fd, "conn", id_);
@@ -117,6 +119,10 @@ std::error_code Connection::start() {
 }
 
 void Connection::start_in_loop() noexcept {
+  poll_owner_->assert_in_loop_thread();
+  if (!is_active()) {
+    return;  // closed before it started: the finalizer owns the fd (nothing may register it)
+  }
   FAULTLOOP_OBSERVE(dialed_ ? LifecycleKind::kDialed : LifecycleKind::kAccepted, id_, fd(), 0,
                     nullptr);
   if (handlers_->on_prepare) {
@@ -187,12 +193,38 @@ void Connection::try_finish_close() noexcept {
   if (processing_.exchange(true, std::memory_order_seq_cst)) {
     return;  // a handler or call holds it: it completes the close when it lets go (#304)
   }
+  close_locked();
+}
+
+void Connection::close_locked() noexcept {
   if (!inline_ && poll_owner_->in_loop_thread()) {
     // on_disconnect and the close callbacks are user code that may block: not on the poller.
-    executor_.execute([self = shared_from_this()] { self->finish_close_locked(); });
-    return;
+    if (executor_.execute([self = shared_from_this()] { self->finish_close_locked(); })) {
+      return;
+    }
+    // The pool was shut down: run them here rather than never (the lock is ours).
   }
   finish_close_locked();
+}
+
+void Connection::request_locked(bool on_executor) noexcept {
+  if (on_executor || (inline_ && poll_owner_->in_loop_thread())) {
+    run_locked();
+    return;
+  }
+  // Found by a user thread or the poller letting go: handlers run on the executor only.
+  bool queued = false;
+  if (inline_) {
+    poll_owner_->queue_in_loop([self = shared_from_this()] { self->run_locked(); });
+    queued = true;
+  } else {
+    queued = executor_.execute([self = shared_from_this()] { self->run_locked(); });
+  }
+  if (!queued) {
+    // The pool was shut down: nobody will run on_request; let go so a close can complete.
+    processed_seq_ = input_seq_.load(std::memory_order_seq_cst);
+    release_processing(/*on_executor=*/false);
+  }
 }
 
 void Connection::finish_close_locked() noexcept {
@@ -225,11 +257,14 @@ void Connection::finish_close_locked() noexcept {
   callbacks.clear();
   // The finalizer (registered first, runs last): the fd and the slot are the loop's.
   FAULTLOOP_OBSERVE(LifecycleKind::kCloseCallback, id_, fd(), 0, "finalizer");
-  // processing_ stays taken for good: no handler or call touches the buffers again.
-  poll_owner_->run_in_loop([self = shared_from_this()] { self->finalize_in_loop(); });
+  // processing_ stays taken for good: no handler or call touches the buffers again. Always
+  // queued, even on the loop thread: the poller may be inside this operator's dispatch
+  // (deferred destruction, STYLE 27), and must not MOD a closed number afterwards.
+  poll_owner_->queue_in_loop([self = shared_from_this()] { self->finalize_in_loop(); });
 }
 
 void Connection::finalize_in_loop() noexcept {
+  poll_owner_->assert_in_loop_thread();
   FAULTLOOP_RACE_POINT(race::kBeforeDetach);
   if (poll() == poll_owner_) {
     // Detach first: no event of this batch reaches the operator after the fd is closed.
@@ -302,7 +337,11 @@ void Connection::dispatch() noexcept {
     run_locked();  // on the poll thread, now: no task object per request
     return;
   }
-  executor_.execute([self = shared_from_this()] { self->run_locked(); });
+  if (!executor_.execute([self = shared_from_this()] { self->run_locked(); })) {
+    // The pool was shut down: no handler will run; let go so a close can complete.
+    processed_seq_ = input_seq_.load(std::memory_order_seq_cst);
+    release_processing(/*on_executor=*/false);
+  }
 }
 
 void Connection::run_locked() noexcept {
@@ -337,23 +376,23 @@ void Connection::run_locked() noexcept {
       progress = after < before;
     }
   }
-  release_processing();
+  release_processing(/*on_executor=*/true);
 }
 
 bool Connection::max_input_bytes_paused() const noexcept {
   return options_.max_input_bytes != 0 && input_full_.load(std::memory_order_seq_cst);
 }
 
-void Connection::release_processing() noexcept {
+void Connection::release_processing(bool on_executor) noexcept {
   while (true) {
     FAULTLOOP_RACE_POINT(race::kAfterHandlerReturn);
     if (!is_active()) {
-      finish_close_locked();  // a close came while we held the lock (netpoll #304)
+      close_locked();  // a close came while we held the lock (netpoll #304)
       return;
     }
     if (eof_close_due()) {
       close_by(CloseWho::kPoller, "end of input");
-      finish_close_locked();
+      close_locked();
       return;
     }
     // processed_seq_ belongs to the lock's holder: copy it before letting go (the next holder,
@@ -372,7 +411,7 @@ void Connection::release_processing() noexcept {
       return;  // someone else took it and does the work
     }
     if (is_active() && new_input) {
-      run_locked();  // tail: it releases again
+      request_locked(on_executor);  // it releases again
       return;
     }
   }
@@ -396,7 +435,7 @@ void Connection::maybe_close_after_eof() noexcept {
     if (processing_.exchange(true, std::memory_order_seq_cst)) {
       return;
     }
-    release_processing();  // closes (eof_close_due) or hands back
+    release_processing(/*on_executor=*/false);  // closes (eof_close_due) or hands back
     return;
   }
   if (input_.len() == 0 && close_by(CloseWho::kPoller, "end of input")) {
@@ -508,6 +547,10 @@ int Connection::outputs(std::span<iovec> out) noexcept {
       break;
     }
   }
+  if (write_timer_.valid()) {
+    poll_owner_->timers().cancel(write_timer_);  // drained: an old timer must not close a
+    write_timer_ = TimerId{};                     // later stall early
+  }
   write_timer_armed_ = false;
   if (shut_pending_.exchange(false, std::memory_order_acq_rel)) {
     const sys::ConnScope scope(id_);
@@ -593,8 +636,7 @@ std::error_code Connection::send_now() noexcept {
 
 // ---- reader/writer calls
 
-std::error_code Connection::enter_call(bool& took) noexcept {
-  took = false;
+std::error_code Connection::enter_call(CallState& took) noexcept {
   if (t_holder == this) {
     return {};  // inside a handler: the lock is ours
   }
@@ -604,7 +646,8 @@ std::error_code Connection::enter_call(bool& took) noexcept {
         processing_.store(false, std::memory_order_seq_cst);  // not ours to keep
         return closed_error();
       }
-      took = true;
+      took.took = true;
+      took.previous = t_holder;  // a handler of another connection calling into this one
       t_holder = this;
       return {};
     }
@@ -617,12 +660,12 @@ std::error_code Connection::enter_call(bool& took) noexcept {
   }
 }
 
-void Connection::leave_call(bool took) noexcept {
-  if (!took) {
+void Connection::leave_call(const CallState& took) noexcept {
+  if (!took.took) {
     return;
   }
-  t_holder = nullptr;
-  release_processing();
+  t_holder = took.previous;
+  release_processing(/*on_executor=*/false);
   if (!handler_driven_) {
     maybe_close_after_eof();
   }
@@ -674,17 +717,10 @@ std::error_code Connection::wait_for(std::size_t n, bool until_delim, char delim
   const Executor::BlockingScope blocking;
   const uint64_t gen = read_wait_gen_.fetch_add(1, std::memory_order_relaxed) + 1;
   if (options_.read_timeout > Duration::zero()) {
-    poll_owner_->run_in_loop([weak = weak_from_this(), gen, timeout = options_.read_timeout] {
-      auto self = weak.lock();
-      if (!self || self->finalized()) {
-        return;
+    poll_owner_->run_in_loop([weak = weak_from_this(), gen] {
+      if (auto self = weak.lock()) {
+        self->arm_read_timer_in_loop(gen);
       }
-      self->poll_owner_->add_timer(timeout, [weak, gen] {
-        if (auto conn = weak.lock()) {
-          conn->read_timed_out_.store(gen, std::memory_order_release);
-          conn->wake_readers();
-        }
-      });
     });
   }
   waiters_.fetch_add(1, std::memory_order_seq_cst);
@@ -727,7 +763,7 @@ R Connection::read_call(std::size_t n, bool until_delim, char delim, Op op) {
     after_input_consumed();
     return out;
   }
-  bool took = false;
+  CallState took;
   if (const std::error_code ec = enter_call(took)) {
     return R(ec);
   }
@@ -772,7 +808,7 @@ Result<LinkBuffer> Connection::slice(std::size_t n) {
 }
 
 std::error_code Connection::release() {
-  bool took = false;
+  CallState took;
   if (const std::error_code ec = enter_call(took)) {
     return ec;
   }
@@ -798,7 +834,7 @@ std::error_code Connection::check_output_room(std::size_t n) noexcept {
 
 template <class R, class Op>
 R Connection::write_call(std::size_t n, Op op) {
-  bool took = false;
+  CallState took;
   if (t_holder != this) {
     if (const std::error_code ec = enter_call(took)) {
       return R(ec);
@@ -844,7 +880,7 @@ std::error_code Connection::append(LinkBuffer&& other) {
 }
 
 std::error_code Connection::flush() {
-  bool took = false;
+  CallState took;
   if (t_holder != this) {
     if (const std::error_code ec = enter_call(took)) {
       return ec;
@@ -868,7 +904,7 @@ std::error_code Connection::flush() {
 }
 
 std::error_code Connection::shutdown_write() {
-  bool took = false;
+  CallState took;
   if (const std::error_code ec = enter_call(took)) {
     return ec;
   }
@@ -927,6 +963,7 @@ std::error_code Connection::resume_read() {
 // ---- timers (loop thread)
 
 void Connection::arm_idle_in_loop() noexcept {
+  poll_owner_->assert_in_loop_thread();
   idle_seen_seq_ = input_seq_.load(std::memory_order_relaxed);
   idle_since_ = poll_owner_->clock().now();
   schedule_idle_check(std::max(options_.idle_timeout / 4, Duration(1)));
@@ -941,6 +978,7 @@ void Connection::schedule_idle_check(Duration delay) noexcept {
 }
 
 void Connection::idle_check_in_loop() noexcept {
+  poll_owner_->assert_in_loop_thread();
   idle_timer_ = TimerId{};
   if (!is_active()) {
     return;
@@ -967,6 +1005,7 @@ void Connection::idle_check_in_loop() noexcept {
 }
 
 void Connection::arm_write_timer_in_loop() noexcept {
+  poll_owner_->assert_in_loop_thread();
   if (write_timer_armed_ || !is_active()) {
     return;
   }
@@ -980,6 +1019,7 @@ void Connection::arm_write_timer_in_loop() noexcept {
 }
 
 void Connection::write_check_in_loop() noexcept {
+  poll_owner_->assert_in_loop_thread();
   write_timer_ = TimerId{};
   write_timer_armed_ = false;
   if (!is_active()) {
@@ -1006,7 +1046,29 @@ void Connection::write_check_in_loop() noexcept {
   }
 }
 
+void Connection::arm_read_timer_in_loop(uint64_t gen) noexcept {
+  poll_owner_->assert_in_loop_thread();
+  if (finalized()) {
+    return;
+  }
+  // One read timer per connection: a new wait replaces the last one's (which ended).
+  if (read_timer_.valid()) {
+    poll_owner_->timers().cancel(read_timer_);
+  }
+  read_timer_ = poll_owner_->add_timer(options_.read_timeout, [weak = weak_from_this(), gen] {
+    if (auto self = weak.lock()) {
+      self->read_timer_ = TimerId{};
+      self->read_timed_out_.store(gen, std::memory_order_release);
+      self->wake_readers();
+    }
+  });
+}
+
 void Connection::cancel_timers_in_loop() noexcept {
+  if (read_timer_.valid()) {
+    poll_owner_->timers().cancel(read_timer_);
+    read_timer_ = TimerId{};
+  }
   if (idle_timer_.valid()) {
     poll_owner_->timers().cancel(idle_timer_);
     idle_timer_ = TimerId{};

@@ -113,19 +113,19 @@ class Connection final : public FDOperator, public std::enable_shared_from_this<
  public:
   /// Creates a connection for the connected, non-blocking socket `fd`, which it owns from now
   /// on (closed by the finalizer, or at once if this throws). `executor` must outlive it.
-  /// Nothing is registered yet: start() does that. Throws std::bad_alloc.
+  /// Nothing is registered yet: start() does that. `dialed`: made by dial_connection (the
+  /// observer reports kDialed instead of kAccepted). Throws std::bad_alloc.
   static std::shared_ptr<Connection> create(int fd, Poll& poll, Executor& executor,
                                             std::shared_ptr<const ConnectionHandlers> handlers,
-                                            const ConnectionOptions& options, Address peer = {});
+                                            const ConnectionOptions& options, Address peer = {},
+                                            bool dialed = false);
 
   /// Runs on_prepare, registers with the poll (kReadable) and schedules on_connect. From any
   /// thread. An error (on_prepare threw, epoll_ctl failed) closes the connection by the user
   /// and is returned (it is also what the poll thread logs when start() is queued there).
   std::error_code start();
 
-  /// Dial support: the connect finished on the loop thread; start() there. Not for users.
-  void start_in_loop() noexcept;
-
+  /// Closes the fd if the finalizer never ran (never started, or its loop stopped first).
   ~Connection() override;
 
   // ---- identity and state
@@ -234,9 +234,6 @@ class Connection final : public FDOperator, public std::enable_shared_from_this<
   /// EPOLLHUP/EPOLLERR: the poller closes.
   void on_hup() noexcept override;
 
-  /// Dial support (reactor/dialer.cc): marks the connection as dialed (observer kDialed).
-  void mark_dialed() noexcept { dialed_ = true; }
-
  private:
   struct PrivateTag {};
 
@@ -244,15 +241,25 @@ class Connection final : public FDOperator, public std::enable_shared_from_this<
   /// Use create().
   Connection(PrivateTag, int fd, Poll& poll, Executor& executor,
              std::shared_ptr<const ConnectionHandlers> handlers, const ConnectionOptions& options,
-             Address peer);
+             Address peer, bool dialed);
 
  private:
   enum class Sender : uint8_t { kNone, kPoller, kUser };
-  class ProcessingGuard;
+  // A reader/writer call from outside this connection's handlers: whether it took the
+  // processing lock, and the holder it displaced (a handler of another connection).
+  struct CallState {
+    bool took = false;
+    const Connection* previous = nullptr;
+  };
+
+  // Registration (loop thread).
+  void start_in_loop() noexcept;
 
   // Close machinery.
   bool close_by(CloseWho who, const char* why) noexcept;
   void try_finish_close() noexcept;
+  void close_locked() noexcept;
+  void request_locked(bool on_executor) noexcept;
   void finish_close_locked() noexcept;
   void finalize_in_loop() noexcept;
   std::error_code closed_error() const noexcept;
@@ -260,7 +267,7 @@ class Connection final : public FDOperator, public std::enable_shared_from_this<
   // Request machinery.
   void dispatch() noexcept;
   void run_locked() noexcept;
-  void release_processing() noexcept;
+  void release_processing(bool on_executor) noexcept;
   bool call_handler(const std::function<void(Connection&)>& handler, const char* name) noexcept;
 
   // Reader/writer helpers.
@@ -270,8 +277,8 @@ class Connection final : public FDOperator, public std::enable_shared_from_this<
   template <class R, class Op>
   R write_call(std::size_t n, Op op);
   bool in_handler() const noexcept;
-  std::error_code enter_call(bool& took) noexcept;
-  void leave_call(bool took) noexcept;
+  std::error_code enter_call(CallState& took) noexcept;
+  void leave_call(const CallState& took) noexcept;
   std::error_code check_output_room(std::size_t n) noexcept;
   std::error_code send_now() noexcept;
   void wake_readers() noexcept;
@@ -286,6 +293,7 @@ class Connection final : public FDOperator, public std::enable_shared_from_this<
   void idle_check_in_loop() noexcept;
   void arm_write_timer_in_loop() noexcept;
   void write_check_in_loop() noexcept;
+  void arm_read_timer_in_loop(uint64_t gen) noexcept;
   void cancel_timers_in_loop() noexcept;
 
   const uint64_t id_;
@@ -316,7 +324,7 @@ class Connection final : public FDOperator, public std::enable_shared_from_this<
   std::atomic<uint64_t> handler_exceptions_{0};
   std::atomic<int> close_error_{0};        // errno of a send/receive error that closed us
   std::atomic<bool> write_timed_out_{false};  // closed by the write timeout: ErrWriteTimeout
-  bool dialed_ = false;
+  const bool dialed_;
   const bool handler_driven_;              // on_connect or on_request set
   std::atomic<bool> shut_pending_{false};  // shutdown_write() waits for the output to drain
 
@@ -327,13 +335,15 @@ class Connection final : public FDOperator, public std::enable_shared_from_this<
   std::atomic<uint64_t> read_wait_gen_{0};   // one per blocking wait; a timer names its wait
   std::atomic<uint64_t> read_timed_out_{0};  // the wait generation that timed out
 
-  // Close callbacks: [0] is the finalizer.
+  // User close callbacks in registration order (the finalizer is not among them: it is
+  // finish_close_locked()'s last step, index 0 in the observer's numbering).
   std::mutex callbacks_mu_;
   std::vector<std::function<void(Connection&)>> callbacks_;
   bool callbacks_done_ = false;
 
   // Loop-thread state.
   TimerId idle_timer_;
+  TimerId read_timer_;
   TimerId write_timer_;
   uint64_t idle_seen_seq_ = 0;
   TimePoint idle_since_{};

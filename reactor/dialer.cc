@@ -84,6 +84,14 @@ class DialOperator final : public FDOperator, public std::enable_shared_from_thi
     if (finished_) {
       return;  // EPOLLOUT came first
     }
+    // Timers run before the round's events: a connect that completed in this very wake-up
+    // has its EPOLLOUT still waiting. A connected socket has a peer name.
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    if (sys::getpeername(fd(), reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+      succeed();
+      return;
+    }
     FAULTLOOP_OBSERVE(LifecycleKind::kTimeout, 0, fd(), 4, "dial");
     finish(make_error_code(Errc::kDialTimeout));
   }
@@ -112,12 +120,11 @@ class DialOperator final : public FDOperator, public std::enable_shared_from_thi
     ConnectionPtr conn;
     try {
       conn = Connection::create(fd(), poll_, executor, options_.handlers, options_.options,
-                                address_);
+                                address_, /*dialed=*/true);
     } catch (...) {
       done_(make_error_code(std::errc::not_enough_memory));  // create() closed the fd
       return;
     }
-    conn->mark_dialed();
     if (const std::error_code ec = conn->start()) {
       done_(ec);
       return;
@@ -152,12 +159,11 @@ void dial(Poll& poll, const Address& address, DialOptions options, DialCallback 
     done(ec);
     return;
   }
-  int rc;
-  do {
-    rc = sys::connect(fd, address.data(), address.size());
-  } while (rc != 0 && errno == EINTR);
+  // EINTR: the connect goes on in the background, like EINPROGRESS (calling connect again
+  // would give EALREADY).
+  const int rc = sys::connect(fd, address.data(), address.size());
   const int err = rc == 0 ? 0 : errno;
-  if (rc != 0 && err != EINPROGRESS) {
+  if (rc != 0 && err != EINPROGRESS && err != EINTR) {
     io_ops::close_fd(fd);
     done(system_error(err));  // ECONNREFUSED, ENOENT, EAGAIN (unix backlog full), ...
     return;

@@ -71,11 +71,12 @@ Executor::BlockingScope::~BlockingScope() {
 
 // --- InlineExecutor ----------------------------------------------------------------------------
 
-void InlineExecutor::execute(Task task) {
+bool InlineExecutor::execute(Task task) {
   if (!task) {
-    return;
+    return false;
   }
   run_task(task, "inline executor");
+  return true;
 }
 
 void InlineExecutor::enter_blocking() noexcept {
@@ -131,16 +132,16 @@ PoolExecutor::~PoolExecutor() {
   shutdown(std::chrono::steady_clock::time_point::max());
 }
 
-void PoolExecutor::execute(Task task) {
+bool PoolExecutor::execute(Task task) {
   if (!task) {
-    return;
+    return false;
   }
   std::unique_lock<std::mutex> lock(mu_);
   if (stopping_) {
     lock.unlock();
     rejected_.fetch_add(1, std::memory_order_relaxed);
     FAULTLOOP_LOG(kWarn, "PoolExecutor: a task submitted after shutdown was dropped");
-    return;  // `task` is destroyed here, outside the lock
+    return false;  // `task` is destroyed here, outside the lock
   }
   queue_.push_back(std::move(task));
   if (needs_worker_locked()) {
@@ -156,6 +157,7 @@ void PoolExecutor::execute(Task task) {
   // Free workers that are not waiting find the task on their own; wake one that is (after the
   // unlock, so it does not wake into a held mutex). Without waiters this costs no system call.
   work_cv_.notify_one();
+  return true;
 }
 
 bool PoolExecutor::shutdown(std::chrono::steady_clock::time_point deadline) {

@@ -57,7 +57,11 @@ class Executor {
 
   /// Runs `task` now (inline) or hands it to a worker (pool). Thread-safe. A task that throws
   /// is caught, counted and logged; the running thread survives. An empty task is ignored.
-  virtual void execute(Task task) = 0;
+  ///
+  /// Returns false when the task was refused and destroyed unrun: an empty task, or a pool
+  /// after shutdown() (rejected() counts it). Callers that hand over a lock with the task
+  /// (Connection) must then do the work themselves.
+  virtual bool execute(Task task) = 0;
 
   /// True when tasks run on the calling thread and must never block (Connection::next(n)
   /// returns ErrWouldBlock instead of waiting).
@@ -116,7 +120,7 @@ class Executor {
 class InlineExecutor final : public Executor {
  public:
   /// Runs `task` before returning.
-  void execute(Task task) override;
+  bool execute(Task task) override;
   /// Always true.
   bool is_inline() const override { return true; }
 
@@ -172,7 +176,7 @@ class PoolExecutor final : public Executor {
 
   /// Queues `task`, waking an idle worker or starting one (growth rule above). After
   /// shutdown() the task is destroyed unrun and counted in rejected().
-  void execute(Task task) override;
+  bool execute(Task task) override;
   /// Always false.
   bool is_inline() const override { return false; }
 

@@ -406,8 +406,10 @@ void Poll::read_into(FDOperator& op, bool drain) {
     if (n <= 0) {
       // No room: pause reading, or level mode would report the same input forever (a spin).
       // The operator resumes with kResumeRead once it has room.
-      op.reading_ = false;
-      modify_in_loop(op, /*force=*/false);
+      if (op.poll_ == this) {  // (it may have detached itself inside inputs())
+        op.reading_ = false;
+        modify_in_loop(op, /*force=*/false);
+      }
       return;
     }
     io_ops::IoResult r;
@@ -436,8 +438,10 @@ void Poll::write_from(FDOperator& op) {
   while (true) {
     const int n = op.outputs(std::span<iovec>(iov, kIovecs));
     if (n <= 0) {
-      op.writing_ = false;  // nothing pending: RW2R, or level mode reports OUT forever
-      modify_in_loop(op, /*force=*/false);
+      if (op.poll_ == this) {  // (it may have detached itself inside outputs())
+        op.writing_ = false;   // nothing pending: RW2R, or level mode reports OUT forever
+        modify_in_loop(op, /*force=*/false);
+      }
       return;
     }
     io_ops::IoResult r;

@@ -58,7 +58,9 @@ class Poll {
   /// Operators still registered are released without on_hup (their owners close their fds).
   /// Waits for threads still inside queue_in_loop() (their wake-up) before closing anything.
   ~Poll();
+  /// Not copyable (threads and operators hold `this`).
   Poll(const Poll&) = delete;
+  /// Not copyable.
   Poll& operator=(const Poll&) = delete;
 
   /// Starts the loop on its own thread `fl-poll-<index>` (thread kind "poller").

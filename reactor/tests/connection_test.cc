@@ -12,6 +12,7 @@
 #include "reactor/connection.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -706,6 +707,116 @@ TEST_F(DialTest, DialingOnThePollThreadIsRefused) {
     return dial_connection(*poll_, *Address::parse("127.0.0.1:1")).error();
   });
   EXPECT_EQ(r, std::make_error_code(std::errc::operation_would_block));
+}
+
+}  // namespace
+}  // namespace faultloop
+
+// ---- regressions found in review
+
+namespace faultloop {
+namespace {
+
+std::string thread_name() {
+  char name[16] = {};
+  ::pthread_getname_np(::pthread_self(), name, sizeof name);
+  return name;
+}
+
+TEST_P(ConnectionTest, AHandlerWritingToAnotherConnectionKeepsItsOwn) {
+  // The holder of A's processing lock called B's writer: leaving B's call must give A back
+  // (it set "no holder", and A's next own call waited for itself forever).
+  auto pa = unix_pair();
+  auto pb = unix_pair();
+  auto b = start(pb, {});
+  std::atomic<bool> done{false};
+  start(pa, {.on_request = [&](Connection& a) {
+              auto data = a.next(a.len());
+              ASSERT_TRUE(data);
+              const std::string copy(data->data(), data->size());
+              EXPECT_FALSE(b->write_binary(copy));
+              EXPECT_FALSE(b->flush());
+              EXPECT_FALSE(a.write_binary(copy));  // hung here
+              EXPECT_FALSE(a.flush());
+              done = true;
+            }});
+  send_all(pa.peer, "relay");
+  EXPECT_EQ(recv_n(pb.peer, 5), "relay");
+  EXPECT_EQ(recv_n(pa.peer, 5), "relay");
+  EXPECT_TRUE(eventually([&] { return done.load(); }));
+}
+
+TEST_P(ConnectionTest, ConnectionsStillCloseAfterTheirPoolWasShutDown) {
+  // A dispatch or close task the pool refuses must not leave the processing lock taken.
+  auto p = unix_pair();
+  std::atomic<int> callbacks{0};
+  auto conn = start(p, {.on_request = echo}, &pool());
+  conn->add_close_callback([&](Connection&) { callbacks.fetch_add(1); });
+  ASSERT_TRUE(pool_->shutdown(std::chrono::steady_clock::now() + 5s));
+  send_all(p.peer, "late");  // refused dispatch
+  std::this_thread::sleep_for(20ms);
+  close_peer(p.peer);        // the close must still complete
+  EXPECT_TRUE(eventually([&] { return conn->finalized(); }));
+  EXPECT_EQ(callbacks.load(), 1);
+}
+
+TEST_P(ConnectionTest, AnOldWriteTimerDoesNotCloseALaterStallEarly) {
+  // Stall, drain, stall again: the first stall's timer must not judge the second.
+  auto p = tcp_pair();
+  auto conn = start(p, {}, nullptr, {.write_timeout = 400ms});
+  const std::string chunk = pattern(16 << 20);  // more than loopback's buffers take
+  ASSERT_FALSE(conn->write_binary(chunk));
+  ASSERT_FALSE(conn->flush());
+  ASSERT_GT(conn->pending_output(), 0u);  // stall 1 (t0): a timer for t0 + 400 ms
+  std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(recv_n(p.peer, chunk.size()) == chunk);  // drained
+  ASSERT_TRUE(eventually([&] { return conn->pending_output() == 0; }));
+  std::this_thread::sleep_for(100ms);
+  const auto stall2 = std::chrono::steady_clock::now();
+  ASSERT_FALSE(conn->write_binary(chunk));
+  ASSERT_FALSE(conn->flush());  // stall 2, nobody reads
+  while (std::chrono::steady_clock::now() - stall2 < 350ms) {
+    ASSERT_TRUE(conn->is_active()) << "closed "
+                                   << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::steady_clock::now() - stall2)
+                                          .count()
+                                   << " ms into a 400 ms write timeout";
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_TRUE(eventually([&] { return conn->finalized(); }));
+  EXPECT_EQ(conn->flush(), make_error_code(Errc::kWriteTimeout));
+}
+
+TEST_P(ConnectionTest, PeerFinWithPendingOutputDrainsThenClosesOnTheExecutor) {
+  // The poller drains the output after the peer's FIN and the end-of-input close follows.
+  // on_disconnect is user code: on a worker, never on fl-poll-N; and no epoll_ctl may touch
+  // the closed number (the fault build's ledger reports a call after close).
+  auto p = tcp_pair();
+  std::mutex mu;
+  std::string disconnect_thread;
+  const std::string big = pattern(16 << 20);  // more than loopback's buffers take
+  auto conn = start(p,
+                    {.on_request =
+                         [&](Connection& c) {
+                           c.skip(c.len());
+                           ASSERT_FALSE(c.write_binary(big));
+                           ASSERT_FALSE(c.flush());
+                         },
+                     .on_disconnect =
+                         [&](Connection&) {
+                           std::lock_guard lock(mu);
+                           disconnect_thread = thread_name();
+                         }},
+                    &pool());
+  send_all(p.peer, "go");
+  ASSERT_TRUE(eventually([&] { return conn->pending_output() > 0; }));
+  ::shutdown(p.peer, SHUT_WR);
+  std::this_thread::sleep_for(20ms);
+  EXPECT_TRUE(recv_n(p.peer, big.size()) == big);
+  EXPECT_TRUE(eventually([&] { return conn->finalized(); }));
+  EXPECT_EQ(conn->closed_by(), CloseWho::kPoller);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(disconnect_thread.rfind("fl-worker-", 0), 0u) << disconnect_thread;
 }
 
 }  // namespace
