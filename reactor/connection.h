@@ -81,7 +81,9 @@ struct ConnectionHandlers {
   /// next(n) never blocks (ErrWouldBlock): return and wait for the next call.
   std::function<void(Connection&)> on_request;
   /// Runs once when the poller wins the close (peer closed, reset or hung up), never before
-  /// on_connect has returned (netpoll #307), before the close callbacks.
+  /// on_connect has returned (netpoll #307), before the close callbacks. It runs whenever the
+  /// poller won, also when the peer was gone before on_connect could run (on_connect is then
+  /// skipped): state it reads must not depend on on_connect having run.
   std::function<void(Connection&)> on_disconnect;
 };
 
