@@ -1,7 +1,5 @@
 #include "reactor/executor.h"
 
-#include <pthread.h>
-
 #include <cstdlib>
 #include <exception>
 #include <stdexcept>
@@ -253,7 +251,7 @@ void PoolExecutor::worker_main(WorkerList::iterator self, std::size_t index) {
   if (name.size() > kThreadNameMax) {
     name.resize(kThreadNameMax);
   }
-  ::pthread_setname_np(::pthread_self(), name.c_str());
+  sys::set_thread_name(name.c_str());
   sys::set_thread_kind("worker");
   set_current(this);
 

@@ -1,6 +1,5 @@
 #include "reactor/poll.h"
 
-#include <pthread.h>
 #include <sys/eventfd.h>
 
 #include <algorithm>
@@ -117,7 +116,7 @@ Poll::~Poll() {
 void Poll::start() {
   thread_ = std::thread([this] {
     const std::string name = "fl-poll-" + std::to_string(options_.index);
-    ::pthread_setname_np(::pthread_self(), name.c_str());
+    sys::set_thread_name(name.c_str());
     run();
   });
 }

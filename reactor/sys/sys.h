@@ -150,6 +150,11 @@ int64_t fds_open();
 /// name) for `thread=` selectors and trace records. No-op in release.
 void set_thread_kind(std::string_view kind);
 
+/// Names the calling thread `name` (pthread_setname_np, i.e. prctl(PR_SET_NAME); the kernel
+/// keeps 15 characters, longer names are cut here first). Through the seam because it is a
+/// kernel call; never injected. Returns 0 or the errno.
+int set_thread_name(const char* name);
+
 /// Registers the seam's points, roles and thread kinds with the engine. Idempotent; it also
 /// runs at static initialisation of the fault build, so plans can name them. No-op in release.
 void register_points();

@@ -6,6 +6,7 @@
 //     the real call;
 //  4. a successful open is recorded after the call; errno is restored last.
 #include <fiu.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
@@ -13,6 +14,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -573,6 +575,12 @@ int64_t fds_open() { return g_fds_open.load(std::memory_order_relaxed); }
 
 void set_thread_kind(std::string_view kind) {
   f::tls_context.thread_kind = f::register_thread_kind(kind);
+}
+
+int set_thread_name(const char* name) {
+  char cut[16] = {};
+  std::strncpy(cut, name, sizeof cut - 1);
+  return ::pthread_setname_np(::pthread_self(), cut);
 }
 
 bool events_enabled() { return f::events_enabled(); }

@@ -3,7 +3,10 @@
 // only by sys.h when FAULTLOOP_FAULTS is 0.
 #pragma once
 
+#include <pthread.h>
+
 #include <cerrno>
+#include <cstring>
 #include <atomic>
 
 namespace faultloop::sys {
@@ -85,6 +88,11 @@ inline void tag(int /*fd*/, std::string_view /*role*/, uint64_t /*conn*/) {}
 inline void adopt(int fd, std::string_view /*role*/) { detail::count_open(fd); }
 inline int64_t fds_open() { return detail::g_fds_open.load(std::memory_order_relaxed); }
 inline void set_thread_kind(std::string_view /*kind*/) {}
+inline int set_thread_name(const char* name) {
+  char cut[16] = {};
+  std::strncpy(cut, name, sizeof cut - 1);
+  return ::pthread_setname_np(::pthread_self(), cut);
+}
 inline void register_points() {}
 inline bool events_enabled() { return false; }
 inline void emit_lifecycle(std::string_view /*type*/,
