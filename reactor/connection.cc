@@ -502,7 +502,39 @@ void Connection::input_ack(const io_ops::IoResult& result) noexcept {
   }
 }
 
+void Connection::drain_after_hup() noexcept {
+  // Detached: epoll will not report this fd again, so what the kernel still holds is read now
+  // or never. Bounded by the kernel's receive buffer (the input limit is exceeded by at most
+  // that much, once).
+  while (true) {
+    const std::span<char> space = input_.book(kBookBytes, kBookBytes);
+    if (space.empty()) {
+      return;
+    }
+    const iovec iov{space.data(), space.size()};
+    io_ops::IoResult r;
+    {
+      const sys::ConnScope scope(id_);
+      r = io_ops::readv(fd(), std::span<const iovec>(&iov, 1));
+    }
+    input_ack(r);
+    if (!r.is_done() || !is_active()) {
+      return;
+    }
+  }
+}
+
 void Connection::on_hup() noexcept {
+  // Reads were paused (pause_read, max_input_bytes) when the peer left: its last bytes and its
+  // FIN are still in the kernel. A hang-up without a pending error is a graceful end (unix
+  // sockets report EPOLLHUP with the FIN): read them now (BUGZOO I5: no byte lost).
+  if (!input_eof_.load(std::memory_order_seq_cst) && is_active() &&
+      close_error_.load(std::memory_order_acquire) == 0 &&
+      (read_paused_.load(std::memory_order_relaxed) ||
+       input_full_.load(std::memory_order_seq_cst)) &&
+      !io_ops::socket_error(fd())) {
+    drain_after_hup();
+  }
   // The poller has detached us. A hang-up that came with the end of input (unix sockets
   // report EPOLLHUP with the peer's FIN) is a graceful end: the input already buffered is
   // still delivered (netpoll #278) and the end-of-input rules close. A reset, or output that

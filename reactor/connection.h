@@ -286,6 +286,7 @@ class Connection final : public FDOperator, public std::enable_shared_from_this<
   void wake_readers() noexcept;
   void after_input_consumed() noexcept;
   void maybe_close_after_eof() noexcept;
+  void drain_after_hup() noexcept;
   bool eof_close_due() const noexcept;
   bool max_input_bytes_paused() const noexcept;
 

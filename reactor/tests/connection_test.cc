@@ -819,5 +819,31 @@ TEST_P(ConnectionTest, PeerFinWithPendingOutputDrainsThenClosesOnTheExecutor) {
   EXPECT_EQ(disconnect_thread.rfind("fl-worker-", 0), 0u) << disconnect_thread;
 }
 
+TEST_P(ConnectionTest, APeerThatWritesAndLeavesWhileReadsArePausedLosesNothing) {
+  // A unix peer's close is EPOLLHUP: the poller detaches at once. With reads paused (the input
+  // limit reached) its last bytes and its FIN were still in the kernel and were dropped.
+  auto p = unix_pair();
+  auto conn = start(p, {}, nullptr, {.max_input_bytes = 4096});
+  const std::string data = pattern(48 * 1024);
+  send_all(p.peer, data);
+  ASSERT_TRUE(eventually([&] { return conn->len() >= 4096; }));
+  std::this_thread::sleep_for(20ms);
+  close_peer(p.peer);
+  std::this_thread::sleep_for(50ms);  // the hang-up is handled while reads are paused
+  std::string got;
+  while (got.size() < data.size()) {
+    auto r = conn->read_string(std::min<std::size_t>(conn->len(), 8192));
+    ASSERT_TRUE(r) << r.error().message() << " after " << got.size() << " bytes";
+    if (r->empty()) {
+      ASSERT_TRUE(conn->is_active() || conn->len() > 0) << "nothing more after " << got.size();
+      std::this_thread::sleep_for(1ms);
+    }
+    got += *r;
+  }
+  EXPECT_TRUE(got == data);
+  EXPECT_EQ(conn->next(1).error(), make_error_code(Errc::kEof));
+  EXPECT_TRUE(eventually([&] { return conn->finalized(); }));
+}
+
 }  // namespace
 }  // namespace faultloop
