@@ -7,14 +7,21 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <memory>
+#include <vector>
 #include <cerrno>
 #include <cstring>
 #include <string>
 
 #include <gtest/gtest.h>
 
+#include "harness/testing/fault_test.h"
 #include "reactor/connection.h"
+#include "reactor/executor.h"
+#include "reactor/poll.h"
 #include "reactor/sys/sys.h"
+#include "reactor/tests/loop_helpers.h"
 
 namespace faultloop::testing {
 
@@ -40,15 +47,26 @@ inline Pair unix_pair() {
   return {sv[0], sv[1]};
 }
 
-inline Pair tcp_pair() {
-  const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+// A raw TCP socket bound to 127.0.0.1:0 (its address in `*addr`), listening with `backlog`
+// unless backlog < 0 (bound only: a port nobody listens on while it stays open).
+inline int loopback_socket(int backlog, sockaddr_in* addr) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof a;
-  EXPECT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  EXPECT_EQ(::listen(lfd, 4), 0);
-  EXPECT_EQ(::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  if (backlog >= 0) {
+    EXPECT_EQ(::listen(fd, backlog), 0);
+  }
+  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  *addr = a;
+  return fd;
+}
+
+inline Pair tcp_pair() {
+  sockaddr_in a{};
+  const int lfd = loopback_socket(4, &a);
   const int peer = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   EXPECT_EQ(::connect(peer, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
   const int sut = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -113,5 +131,76 @@ inline void echo(Connection& c) {
   }
   c.flush();
 }
+
+// Base of the Connection tests: a started Poll, an inline executor and a pool made on demand.
+// start() makes and starts a connection over a pair; TearDown closes every connection it
+// started, waits for their finalizers, closes the peers, then lets FaultTest check that every
+// fd and pool node came back.
+class ConnectionFixture : public FaultTest {
+ protected:
+  void start_poll(TriggerMode trigger) {
+    PollOptions options;
+    options.trigger = trigger;
+    auto poll = Poll::create(options);
+    ASSERT_TRUE(poll) << poll.error().message();
+    poll_ = std::move(*poll);
+    poll_->start();
+  }
+
+  void TearDown() override {
+    for (auto& c : conns_) {
+      c->close();
+    }
+    for (auto& c : conns_) {
+      EXPECT_TRUE(eventually([&] { return c->finalized(); })) << "conn " << c->id();
+    }
+    for (int fd : peers_) {
+      ::close(fd);
+    }
+    if (pool_) {
+      pool_->shutdown(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+    }
+    poll_.reset();
+    conns_.clear();
+    pool_.reset();
+    FaultTest::TearDown();
+  }
+
+  PoolExecutor& pool() {
+    if (!pool_) {
+      pool_ = std::make_unique<PoolExecutor>(PoolOptions{.min_workers = 1, .max_workers = 8});
+    }
+    return *pool_;
+  }
+
+  // A started connection over `pair` (inline executor unless one is given); its peer fd is
+  // closed at TearDown.
+  ConnectionPtr start(Pair pair, ConnectionHandlers handlers, Executor* executor = nullptr,
+                      ConnectionOptions options = {}) {
+    peers_.push_back(pair.peer);
+    auto conn = Connection::create(pair.sut, *poll_, executor ? *executor : inline_,
+                                   std::make_shared<const ConnectionHandlers>(std::move(handlers)),
+                                   options);
+    conns_.push_back(conn);
+    EXPECT_FALSE(conn->start());
+    return conn;
+  }
+
+  // The test closed (or will close) this peer itself.
+  void forget_peer(int fd) {
+    peers_.erase(std::remove(peers_.begin(), peers_.end(), fd), peers_.end());
+  }
+
+  void close_peer(int fd) {
+    ::close(fd);
+    forget_peer(fd);
+  }
+
+  std::unique_ptr<Poll> poll_;
+  InlineExecutor inline_;
+  std::unique_ptr<PoolExecutor> pool_;
+  std::vector<ConnectionPtr> conns_;
+  std::vector<int> peers_;
+};
 
 }  // namespace faultloop::testing

@@ -36,55 +36,19 @@ using testing::send_all;
 
 enum class Exec { kInline, kPool };
 
-class ConnectionFaultsTest : public testing::FaultTest,
-                             public ::testing::WithParamInterface<std::tuple<TriggerMode, Exec>> {
+class ConnectionFaultsTest
+    : public testing::ConnectionFixture,
+      public ::testing::WithParamInterface<std::tuple<TriggerMode, Exec>> {
  protected:
   void SetUp() override {
     FaultTest::SetUp();
-    PollOptions options;
-    options.trigger = std::get<0>(GetParam());
-    auto poll = Poll::create(options);
-    ASSERT_TRUE(poll) << poll.error().message();
-    poll_ = std::move(*poll);
-    poll_->start();
-    if (std::get<1>(GetParam()) == Exec::kPool) {
-      pool_ = std::make_unique<PoolExecutor>(PoolOptions{.min_workers = 1, .max_workers = 8});
-    }
+    start_poll(std::get<0>(GetParam()));
+    executor_ = std::get<1>(GetParam()) == Exec::kPool ? static_cast<Executor*>(&pool())
+                                                       : &inline_;
   }
-
-  void TearDown() override {
-    for (auto& c : conns_) {
-      c->close();
-    }
-    for (auto& c : conns_) {
-      EXPECT_TRUE(eventually([&] { return c->finalized(); })) << "conn " << c->id();
-    }
-    for (int fd : peers_) {
-      ::close(fd);
-    }
-    if (pool_) {
-      pool_->shutdown(std::chrono::steady_clock::now() + 5s);
-    }
-    poll_.reset();
-    conns_.clear();
-    pool_.reset();
-    FaultTest::TearDown();
-  }
-
-  Executor& executor() { return pool_ ? static_cast<Executor&>(*pool_) : inline_; }
 
   ConnectionPtr start(testing::Pair pair, ConnectionHandlers handlers) {
-    peers_.push_back(pair.peer);
-    auto conn = Connection::create(pair.sut, *poll_, executor(),
-                                   std::make_shared<const ConnectionHandlers>(std::move(handlers)),
-                                   {});
-    conns_.push_back(conn);
-    EXPECT_FALSE(conn->start());
-    return conn;
-  }
-
-  void forget_peer(int fd) {
-    peers_.erase(std::remove(peers_.begin(), peers_.end(), fd), peers_.end());
+    return ConnectionFixture::start(pair, std::move(handlers), executor_);
   }
 
   void echo_round(std::size_t bytes) {
@@ -100,11 +64,7 @@ class ConnectionFaultsTest : public testing::FaultTest,
                                      back.begin();
   }
 
-  std::unique_ptr<Poll> poll_;
-  InlineExecutor inline_;
-  std::unique_ptr<PoolExecutor> pool_;
-  std::vector<ConnectionPtr> conns_;
-  std::vector<int> peers_;
+  Executor* executor_ = nullptr;
 };
 
 INSTANTIATE_TEST_SUITE_P(

@@ -56,68 +56,15 @@ using testing::unix_pair;
 using Pair = testing::Pair;
 using testing::on_loop;
 
-class ConnectionTest : public testing::FaultTest, public ::testing::WithParamInterface<TriggerMode> {
+class ConnectionTest : public testing::ConnectionFixture,
+                       public ::testing::WithParamInterface<TriggerMode> {
  protected:
   void SetUp() override {
     FaultTest::SetUp();
-    PollOptions options;
-    options.trigger = trigger();
-    auto poll = Poll::create(options);
-    ASSERT_TRUE(poll) << poll.error().message();
-    poll_ = std::move(*poll);
-    poll_->start();
-  }
-
-  void TearDown() override {
-    for (auto& c : conns_) {
-      c->close();
-    }
-    for (auto& c : conns_) {
-      EXPECT_TRUE(eventually([&] { return c->finalized(); })) << "conn " << c->id();
-    }
-    for (int fd : peers_) {
-      ::close(fd);
-    }
-    if (pool_) {
-      pool_->shutdown(std::chrono::steady_clock::now() + 5s);
-    }
-    poll_.reset();
-    conns_.clear();
-    pool_.reset();
-    FaultTest::TearDown();
+    start_poll(trigger());
   }
 
   virtual TriggerMode trigger() const { return GetParam(); }
-
-  Executor& pool() {
-    if (!pool_) {
-      pool_ = std::make_unique<PoolExecutor>(PoolOptions{.min_workers = 1, .max_workers = 8});
-    }
-    return *pool_;
-  }
-
-  // A started connection over `pair`; the peer fd is closed at TearDown.
-  ConnectionPtr start(Pair pair, ConnectionHandlers handlers, Executor* executor = nullptr,
-                      ConnectionOptions options = {}) {
-    peers_.push_back(pair.peer);
-    auto conn = Connection::create(pair.sut, *poll_, executor ? *executor : inline_,
-                                   std::make_shared<const ConnectionHandlers>(std::move(handlers)),
-                                   options);
-    conns_.push_back(conn);
-    EXPECT_FALSE(conn->start());
-    return conn;
-  }
-
-  void close_peer(int fd) {
-    ::close(fd);
-    peers_.erase(std::remove(peers_.begin(), peers_.end(), fd), peers_.end());
-  }
-
-  std::unique_ptr<Poll> poll_;
-  InlineExecutor inline_;
-  std::unique_ptr<PoolExecutor> pool_;
-  std::vector<ConnectionPtr> conns_;
-  std::vector<int> peers_;
 };
 
 INSTANTIATE_TEST_SUITE_P(Trigger, ConnectionTest,
@@ -596,23 +543,41 @@ TEST_P(ConnectionTest, WritingToAResetPeerIsAnErrorNotSigpipe) {
 class DialTest : public ConnectionTest {
  protected:
   TriggerMode trigger() const override { return TriggerMode::kLevel; }
+
+  void TearDown() override {
+    if (listener_) {
+      on_loop(*poll_, [&] { listener_->close(); });
+    }
+    {
+      std::lock_guard lock(accepted_mu_);
+      conns_.insert(conns_.end(), accepted_.begin(), accepted_.end());
+    }
+    ConnectionTest::TearDown();
+  }
+
+  // Listens on 127.0.0.1:0 and starts an inline connection with `handlers` per accepted fd.
+  Address listen(ConnectionHandlers handlers) {
+    auto l = Listener::listen(*Address::parse("127.0.0.1:0"));
+    EXPECT_TRUE(l) << l.error().message();
+    listener_ = *l;
+    auto shared = std::make_shared<const ConnectionHandlers>(std::move(handlers));
+    listener_->start(*poll_, [this, shared](int fd, const Address& peer) {
+      auto c = Connection::create(fd, *poll_, inline_, shared, {}, peer);
+      c->start();
+      std::lock_guard lock(accepted_mu_);
+      accepted_.push_back(c);
+    });
+    return listener_->local_address();
+  }
+
+  std::shared_ptr<Listener> listener_;
+  std::mutex accepted_mu_;
+  std::vector<ConnectionPtr> accepted_;
 };
 
 TEST_F(DialTest, DialsAListenerAndTalks) {
-  auto l = Listener::listen(*Address::parse("127.0.0.1:0"));
-  ASSERT_TRUE(l);
-  std::vector<ConnectionPtr> server;
-  std::mutex mu;
-  (*l)->start(*poll_, [&](int fd, const Address& peer) {
-    auto c = Connection::create(fd, *poll_, inline_,
-                                std::make_shared<const ConnectionHandlers>(
-                                    ConnectionHandlers{.on_request = echo}),
-                                {}, peer);
-    c->start();
-    std::lock_guard lock(mu);
-    server.push_back(c);
-  });
-  auto conn = dial_connection(*poll_, (*l)->local_address(), {.timeout = 2s});
+  const Address server = listen({.on_request = echo});
+  auto conn = dial_connection(*poll_, server, {.timeout = 2s});
   ASSERT_TRUE(conn) << conn.error().message();
   conns_.push_back(*conn);
   ASSERT_FALSE((*conn)->write_binary(std::string_view("over the dialer")));
@@ -620,48 +585,21 @@ TEST_F(DialTest, DialsAListenerAndTalks) {
   auto back = (*conn)->read_string(15);
   ASSERT_TRUE(back) << back.error().message();
   EXPECT_EQ(*back, "over the dialer");
-  on_loop(*poll_, [&] { (*l)->close(); });
-  std::lock_guard lock(mu);
-  for (auto& c : server) {
-    conns_.push_back(c);
-  }
 }
 
 TEST_F(DialTest, ServerCloseInOnConnectGivesTheDialedClientEof) {
-  auto l = Listener::listen(*Address::parse("127.0.0.1:0"));
-  ASSERT_TRUE(l);
-  std::vector<ConnectionPtr> server;
-  std::mutex mu;
-  (*l)->start(*poll_, [&](int fd, const Address& peer) {
-    auto c = Connection::create(fd, *poll_, inline_,
-                                std::make_shared<const ConnectionHandlers>(ConnectionHandlers{
-                                    .on_connect = [](Connection& server_conn) { server_conn.close(); }}),
-                                {}, peer);
-    c->start();
-    std::lock_guard lock(mu);
-    server.push_back(c);
-  });
-  auto conn = dial_connection(*poll_, (*l)->local_address(), {.timeout = 2s});
+  const Address server =
+      listen({.on_connect = [](Connection& server_conn) { server_conn.close(); }});
+  auto conn = dial_connection(*poll_, server, {.timeout = 2s});
   ASSERT_TRUE(conn) << conn.error().message();
   conns_.push_back(*conn);
   EXPECT_EQ((*conn)->next(1).error(), make_error_code(Errc::kEof));
-  on_loop(*poll_, [&] { (*l)->close(); });
-  std::lock_guard lock(mu);
-  for (auto& c : server) {
-    conns_.push_back(c);
-  }
 }
 
 TEST_F(DialTest, ARefusedDialIsTheKernelsError) {
   // A port nobody listens on: bind one, note it, close it.
-  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len), 0);
-  ::close(s);
+  ::close(testing::loopback_socket(-1, &a));
   auto conn = dial_connection(*poll_, *Address::parse("127.0.0.1:" + std::to_string(ntohs(a.sin_port))),
                               {.timeout = 2s});
   ASSERT_FALSE(conn);
@@ -670,14 +608,8 @@ TEST_F(DialTest, ARefusedDialIsTheKernelsError) {
 
 TEST_F(DialTest, ADialThatGetsNoAnswerTimesOut) {
   // A listener that never accepts, its backlog filled: further SYNs are dropped.
-  const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::listen(lfd, 0), 0);
-  ASSERT_EQ(::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const int lfd = testing::loopback_socket(0, &a);
   std::vector<int> fillers;
   for (int i = 0; i < 4; ++i) {
     const int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
