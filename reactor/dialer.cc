@@ -84,14 +84,6 @@ class DialOperator final : public FDOperator, public std::enable_shared_from_thi
     if (finished_) {
       return;  // EPOLLOUT came first
     }
-    // Timers run before the round's events: a connect that completed in this very wake-up
-    // has its EPOLLOUT still waiting. A connected socket has a peer name.
-    sockaddr_storage peer{};
-    socklen_t len = sizeof peer;
-    if (sys::getpeername(fd(), reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
-      succeed();
-      return;
-    }
     FAULTLOOP_OBSERVE(LifecycleKind::kTimeout, 0, fd(), 4, "dial");
     finish(make_error_code(Errc::kDialTimeout));
   }

@@ -516,9 +516,11 @@ void Poll::loop() {
                     system_error(err).message());
       std::abort();
     }
-    // The wheel's "now" moves first: timers due run, and timers that handlers and tasks add
-    // below count from the time the loop woke up, not from before it slept (never early).
-    bool worked = run_timers() > 0;
+    // I/O first, then the timers due: an event and a timeout that meet in one wake-up are
+    // decided for the event (a connect that completed is not a dial timeout, input that came
+    // is not idleness), as libuv orders its loop. Timers that handlers add meanwhile still
+    // count from now: add_timer() adds the time since the wheel last moved (never early).
+    bool worked = false;
     for (int i = 0; i < n; ++i) {
       worked |= handle(events_[static_cast<std::size_t>(i)]);
     }
@@ -532,6 +534,7 @@ void Poll::loop() {
     }
     worked |= !hups_.empty();
     hups_.clear();
+    worked |= run_timers() > 0;
     worked |= run_tasks();
     // Nothing of this iteration names them any more. Swapped out first: a destructor may
     // detach another operator and append to released_.

@@ -86,8 +86,9 @@ class Poll {
   /// Queues `task` to run after the current round's events, and wakes the loop if needed.
   void queue_in_loop(Task task);
 
-  /// The loop's timer wheel, driven by its clock (loop thread only). Its "now" is the time the
-  /// loop last woke up; add_timer()/reset_timer() count from the clock instead.
+  /// The loop's timer wheel, driven by its clock (loop thread only). Its "now" is when the loop
+  /// last ran its due timers (after each wake-up's events: an event and a timeout due in one
+  /// wake-up are decided for the event); add_timer()/reset_timer() count from the clock.
   TimerWheel& timers();
 
   /// Arms a timer `delay` from now by the loop's clock, never earlier (loop thread only).
